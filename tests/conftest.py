@@ -11,6 +11,15 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "integration", "e2e", "faults")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its tier from its folder (tests/<tier>/...), so no test escapes `-m`."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO_ROOT / "tests").parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,76 @@
+# aqstream — `make help` lists the targets. The two that matter: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# Spark 3.5 and Cassandra 5.0 need Java 17; a newer default JDK would break both.
+JAVA_HOME := $(shell python3 -m stack.java 2>/dev/null)
+export JAVA_HOME
+export PATH := $(JAVA_HOME)/bin:$(PATH)
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+PYTEST := $(PY) -m pytest
+JAR_INPUTS := jars/pom.xml $(wildcard jars/*/pom.xml) stack/mongo-server/pom.xml $(shell find stack/mongo-server/src -type f 2>/dev/null)
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: java
+java:
+	@test -n "$(JAVA_HOME)" || { python3 -m stack.java; exit 1; }
+
+.PHONY: venv
+venv: $(VENV)/.installed ## create the virtualenv with the pinned Python dependencies
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: jars
+jars: jars/lib/.resolved ## resolve every pinned JVM artifact into jars/lib (a second run does nothing)
+
+jars/lib/.resolved: $(JAR_INPUTS) | java
+	cd jars && mvn -B -q package
+	touch $@
+
+.PHONY: up
+up: venv jars ## start the local stack (Kafka, MongoDB, Cassandra, Kafka Connect) and leave it running
+	$(PY) -m stack up
+
+.PHONY: down
+down: ## stop the local stack
+	$(PY) -m stack down
+
+.PHONY: status
+status: ## show each service of the local stack: pid, port, health, memory
+	$(PY) -m stack status
+
+.PHONY: lint
+lint: venv ## ruff check and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+.PHONY: format
+format: venv ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+.PHONY: test-unit
+test-unit: venv ## unit tier: transforms, parsers, schemas (no services)
+	$(PYTEST) -m unit tests/unit
+
+.PHONY: test-integration
+test-integration: venv jars ## integration tier: real Kafka, Cassandra, MongoDB, Kafka Connect from the local stack
+	$(PYTEST) -m integration tests/integration
+
+.PHONY: test
+test: lint test-unit test-integration ## ruff, then every test tier (what .ci/run calls)
+
+.PHONY: clean-state
+clean-state: down ## stop the stack and delete its data (.state) and local job output (.runs)
+	rm -rf .state .runs

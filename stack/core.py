@@ -1,0 +1,156 @@
+"""Start, stop and inspect the whole local stack."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack.config import StackConfig
+from stack.java import find_java17
+from stack.process import tail
+from stack.services import Cassandra, Kafka, KafkaConnect, MongoDB, Service
+
+# Start order; Connect needs a healthy Kafka, the others start side by side.
+SERVICE_ORDER = ("kafka", "mongodb", "cassandra", "connect")
+JAR_SETS = ("kafka", "connect", "connect-plugins", "cassandra", "mongo")
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    implementation: str
+    pid: int | None
+    port: int
+    healthy: bool
+    rss_bytes: int
+
+
+class Stack:
+    def __init__(self, cfg: StackConfig | None = None, java_home: Path | None = None):
+        self.cfg = cfg or StackConfig.from_env()
+        self._java_home = java_home
+        self._services: dict[str, Service] | None = None
+
+    @property
+    def java_home(self) -> Path:
+        if self._java_home is None:
+            self._java_home = find_java17()
+        return self._java_home
+
+    @property
+    def services(self) -> dict[str, Service]:
+        if self._services is None:
+            classes = {"kafka": Kafka, "mongodb": MongoDB, "cassandra": Cassandra, "connect": KafkaConnect}
+            self._services = {name: classes[name](self.cfg, self._java_home) for name in SERVICE_ORDER}
+        return self._services
+
+    def service(self, name: str) -> Service:
+        if name not in self.services:
+            raise StackError(f"unknown service {name!r}; the stack runs {', '.join(SERVICE_ORDER)}")
+        return self.services[name]
+
+    def _select(self, names: list[str] | None) -> list[str]:
+        names = list(names or SERVICE_ORDER)
+        for name in names:
+            self.service(name)
+        return [n for n in SERVICE_ORDER if n in names]
+
+    def check_jars(self) -> None:
+        missing = [s for s in JAR_SETS if not any((self.cfg.lib_dir / s).glob("**/*.jar"))]
+        if missing:
+            raise StackError(f"jars missing in {self.cfg.lib_dir} for {', '.join(missing)}: run `make jars` first")
+
+    def up(self, names: list[str] | None = None, log=print) -> dict[str, float]:
+        """Start what is not running, wait until each answers a client round trip.
+
+        Returns seconds to healthy per service started. Raises StackError naming the
+        service and showing its log tail when one does not come up.
+        """
+        self.check_jars()
+        java_home = self.java_home
+        for svc in self.services.values():
+            svc.java_home = java_home
+        selected = self._select(names)
+        started: dict[str, float] = {}
+        t0 = time.monotonic()
+        pending: list[str] = []
+        for name in selected:
+            svc = self.service(name)
+            if svc.pid() is not None:
+                log(f"{name}: already running (pid {svc.pid()})")
+                continue
+            if name == "connect" and "kafka" in pending:
+                self._wait(["kafka"], t0, started, log)
+                pending.remove("kafka")
+            pid = svc.start()
+            log(f"{name}: started pid {pid} ({svc.implementation}), log {svc.log_file}")
+            pending.append(name)
+        self._wait(pending, t0, started, log)
+        # also wait for services that were already running but not yet healthy
+        self._wait([n for n in selected if n not in started], t0, started, log, quiet=True)
+        return started
+
+    def _wait(self, names, t0, started, log, quiet=False) -> None:
+        deadline = t0 + self.cfg.start_timeout_s
+        remaining = list(names)
+        while remaining:
+            for name in list(remaining):
+                svc = self.service(name)
+                if svc.pid() is None:
+                    raise StackError(
+                        f"{name} exited during start-up; last lines of {svc.log_file}:\n{tail(svc.log_file)}"
+                    )
+                if svc.healthy():
+                    svc.after_healthy()
+                    remaining.remove(name)
+                    if not quiet:
+                        started[name] = time.monotonic() - t0
+                        log(f"{name}: healthy after {started[name]:.1f}s on {self.cfg.host}:{svc.port}")
+            if remaining and time.monotonic() > deadline:
+                name = remaining[0]
+                svc = self.service(name)
+                raise StackError(
+                    f"{name} did not answer on {self.cfg.host}:{svc.port} within {self.cfg.start_timeout_s:.0f}s; "
+                    f"last lines of {svc.log_file}:\n{tail(svc.log_file)}"
+                )
+            if remaining:
+                time.sleep(1.0)
+
+    def down(self, names: list[str] | None = None, log=print) -> None:
+        for name in reversed(self._select(names)):
+            log(f"{name}: {self.service(name).stop()}")
+
+    def status(self) -> list[ServiceStatus]:
+        rows = []
+        for name in SERVICE_ORDER:
+            svc = self.service(name)
+            pid = svc.pid()
+            rows.append(ServiceStatus(name, svc.implementation, pid, svc.port, bool(pid) and svc.healthy(), svc.rss()))
+        return rows
+
+    def healthy(self) -> bool:
+        return all(s.healthy for s in self.status())
+
+    # -- conveniences for tests and tools --------------------------------------------------------
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.cfg.kafka_bootstrap
+
+    @property
+    def connect_url(self) -> str:
+        return self.cfg.connect_url
+
+    @property
+    def mongo_uri(self) -> str:
+        return self.cfg.mongo_uri
+
+    def stop_service(self, name: str) -> str:
+        return self.service(name).stop()
+
+    def start_service(self, name: str) -> None:
+        self.up([name], log=lambda _msg: None)

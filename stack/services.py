@@ -1,0 +1,387 @@
+"""The services of the local stack: how each is configured, started and asked whether it is up.
+
+Each service runs as a child process on loopback from the artifacts in ``jars/lib`` (see
+``jars/pom.xml``), with its config, data, log and pid file under ``<state_dir>/<service>/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from stack.config import StackConfig
+from stack.process import pid_alive, rss_bytes, start_detached, stop_pid
+
+# The JPMS flags Cassandra 5.0 needs on Java 17 (as in its conf/jvm17-server.options).
+CASSANDRA_JAVA17_FLAGS = [
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports=java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports=java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports=java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports=jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+]
+
+
+class Service:
+    """One process of the stack. Subclasses say how to configure, start and probe it."""
+
+    name: str = ""
+    port_field: str = ""
+
+    def __init__(self, cfg: StackConfig, java_home: Path | None):
+        self.cfg = cfg
+        self.java_home = java_home
+
+    # -- layout ---------------------------------------------------------------------------------
+    @property
+    def dir(self) -> Path:
+        return self.cfg.state_dir / self.name
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / f"{self.name}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "pid"
+
+    @property
+    def port(self) -> int:
+        return int(getattr(self.cfg, self.port_field))
+
+    @property
+    def marker(self) -> str:
+        """A string in the process's command line that proves the pid is ours."""
+        return f"-Daqstream.service={self.name}"
+
+    @property
+    def implementation(self) -> str:
+        return self.name
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Write configs and do first-start initialisation. Idempotent."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def healthy(self) -> bool:
+        """One real client round trip, bounded in time."""
+        raise NotImplementedError
+
+    def after_healthy(self) -> None:
+        """Hook run once the service answers (e.g. initiate a replica set)."""
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid, self.marker) else None
+
+    def start(self) -> int:
+        self.prepare()
+        env = dict(os.environ)
+        if self.java_home is not None:
+            env["JAVA_HOME"] = str(self.java_home)
+        pid = start_detached(self.command(), self.dir, self.log_file, env)
+        self.pid_file.write_text(str(pid))
+        return pid
+
+    def stop(self) -> str:
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return "not running"
+        outcome = stop_pid(pid, self.marker, self.cfg.stop_timeout_s)
+        self.pid_file.unlink(missing_ok=True)
+        return outcome
+
+    def rss(self) -> int:
+        pid = self.pid()
+        return rss_bytes(pid) if pid else 0
+
+    # -- helpers --------------------------------------------------------------------------------
+    def java(self) -> str:
+        assert self.java_home is not None
+        return str(self.java_home / "bin" / "java")
+
+    def classpath(self, *sets: str) -> str:
+        return ":".join(str(self.cfg.lib_dir / s / "*") for s in sets)
+
+    def render(self, template: str, target: str, **extra: str) -> Path:
+        text = (self.cfg.conf_dir / template).read_text()
+        values = {**self.cfg.template_values(), **extra}
+        # format_map on a properties/yaml file: only {name} placeholders, no other braces in templates
+        path = self.dir / target
+        path.write_text(text.format_map(values))
+        return path
+
+
+class Kafka(Service):
+    name = "kafka"
+    port_field = "kafka_port"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.render("kafka-server.properties", "server.properties", data_dir=str(self.dir / "data"))
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            subprocess.run(
+                [
+                    self.java(),
+                    "-cp",
+                    self.classpath("kafka"),
+                    *self._log_opts(),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.dir / "server.properties"),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+
+    def _log_opts(self) -> list[str]:
+        return [f"-Dlog4j2.configurationFile={self.cfg.conf_dir / 'log4j2.properties'}"]
+
+    def command(self) -> list[str]:
+        return [
+            self.java(),
+            f"-Xmx{self.cfg.kafka_heap}",
+            "-Xms256m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            self.marker,
+            *self._log_opts(),
+            "-cp",
+            self.classpath("kafka"),
+            "kafka.Kafka",
+            str(self.dir / "server.properties"),
+        ]
+
+    def healthy(self) -> bool:
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.cfg.kafka_bootstrap,
+                request_timeout_ms=5000,
+                api_version_auto_timeout_ms=5000,
+                client_id="aqstream-stack-health",
+            )
+        except (KafkaError, OSError, ValueError):
+            return False
+        try:
+            return bool(admin.describe_cluster().get("brokers"))
+        except (KafkaError, OSError):
+            return False
+        finally:
+            admin.close()
+
+
+class Cassandra(Service):
+    name = "cassandra"
+    port_field = "cassandra_port"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.render("cassandra.yaml", "cassandra.yaml", data_dir=str(self.dir / "data"))
+
+    def command(self) -> list[str]:
+        jamm = next((self.cfg.lib_dir / "cassandra").glob("jamm-*.jar"))
+        return [
+            self.java(),
+            *CASSANDRA_JAVA17_FLAGS,
+            f"-javaagent:{jamm}",
+            f"-Xmx{self.cfg.cassandra_heap}",
+            f"-Xms{self.cfg.cassandra_heap}",
+            "-XX:+UseG1GC",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Djava.awt.headless=true",
+            self.marker,
+            f"-Dcassandra.config=file://{self.dir / 'cassandra.yaml'}",
+            f"-Dcassandra.storagedir={self.dir / 'data'}",
+            f"-Dlogback.configurationFile={self.cfg.conf_dir / 'cassandra-logback.xml'}",
+            f"-Dcassandra.jmx.local.port={self.cfg.cassandra_jmx_port}",
+            "-Dcassandra-foreground=yes",
+            # one node: nothing to gossip with, so do not wait for it
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.ring_delay_ms=100",
+            "-Dcassandra.superuser_setup_delay_ms=0",
+            "-cp",
+            self.classpath("cassandra"),
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]
+
+    def healthy(self) -> bool:
+        from cassandra.cluster import Cluster, NoHostAvailable
+
+        cluster = Cluster([self.cfg.host], port=self.port, connect_timeout=5, control_connection_timeout=5)
+        try:
+            session = cluster.connect()
+            row = session.execute("SELECT release_version FROM system.local", timeout=5).one()
+            return row is not None
+        except (NoHostAvailable, OSError, Exception):  # the driver raises several unrelated types
+            return False
+        finally:
+            cluster.shutdown()
+
+
+class MongoDB(Service):
+    """A real ``mongod`` (one-member replica set) when installed, else the Java stand-in."""
+
+    name = "mongodb"
+    port_field = "mongo_port"
+
+    @property
+    def use_mongod(self) -> bool:
+        if self.cfg.mongo_impl == "java":
+            return False
+        found = shutil.which("mongod") is not None
+        if self.cfg.mongo_impl == "mongod" and not found:
+            raise RuntimeError("mongo_impl=mongod but no mongod on PATH")
+        return found
+
+    @property
+    def implementation(self) -> str:
+        if self.use_mongod:
+            return "mongod (real MongoDB, replica set " + self.cfg.mongo_replica_set + ")"
+        return "mongo-java-server (Java stand-in, see stack/mongo-server/README.md)"
+
+    @property
+    def marker(self) -> str:
+        # mongod takes no -D flags; its --dbpath is unique to this stack
+        return str(self.dir / "data") if self.use_mongod else super().marker
+
+    def prepare(self) -> None:
+        super().prepare()
+        (self.dir / "data").mkdir(exist_ok=True)
+
+    def command(self) -> list[str]:
+        if self.use_mongod:
+            return [
+                "mongod",
+                "--replSet",
+                self.cfg.mongo_replica_set,
+                "--bind_ip",
+                self.cfg.host,
+                "--port",
+                str(self.port),
+                "--dbpath",
+                str(self.dir / "data"),
+            ]
+        return [
+            self.java(),
+            f"-Xmx{self.cfg.mongo_heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            self.marker,
+            "-cp",
+            self.classpath("mongo"),
+            "aqstream.mongo.AqMongoServer",
+            "--bind",
+            self.cfg.host,
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.dir / "data"),
+        ]
+
+    def _client(self):
+        from pymongo import MongoClient
+
+        return MongoClient(
+            self.cfg.host,
+            self.port,
+            directConnection=True,
+            serverSelectionTimeoutMS=3000,
+            connectTimeoutMS=3000,
+        )
+
+    def healthy(self) -> bool:
+        from pymongo.errors import PyMongoError
+
+        client = self._client()
+        try:
+            return client.admin.command("ping").get("ok") == 1
+        except PyMongoError:
+            return False
+        finally:
+            client.close()
+
+    def after_healthy(self) -> None:
+        if not self.use_mongod:
+            return
+        from pymongo.errors import OperationFailure
+
+        client = self._client()
+        try:
+            try:
+                client.admin.command("replSetGetStatus")
+            except OperationFailure:
+                member = f"{self.cfg.host}:{self.port}"
+                client.admin.command(
+                    "replSetInitiate",
+                    {"_id": self.cfg.mongo_replica_set, "members": [{"_id": 0, "host": member}]},
+                )
+        finally:
+            client.close()
+
+
+class KafkaConnect(Service):
+    name = "connect"
+    port_field = "connect_port"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.render("connect-distributed.properties", "connect-distributed.properties")
+
+    def command(self) -> list[str]:
+        return [
+            self.java(),
+            f"-Xmx{self.cfg.connect_heap}",
+            "-Xms256m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            self.marker,
+            f"-Dlog4j2.configurationFile={self.cfg.conf_dir / 'log4j2.properties'}",
+            "-cp",
+            self.classpath("connect"),
+            "org.apache.kafka.connect.cli.ConnectDistributed",
+            str(self.dir / "connect-distributed.properties"),
+        ]
+
+    def healthy(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.cfg.connect_url}/connector-plugins", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False

@@ -1,0 +1,130 @@
+"""The local stack runs real services: each answers a real client, and data survives down/up."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from cassandra.cluster import Cluster
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from pymongo import MongoClient
+
+from stack.process import pid_alive
+
+
+def _kafka_roundtrip_produce(bootstrap: str, topic: str, payload: bytes) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(topic, key=b"smoke", value=payload).get(timeout=30)
+    finally:
+        producer.close()
+
+
+def _kafka_read_all(bootstrap: str, topic: str) -> list[bytes]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        values = []
+        while consumer.position(tp) < end:
+            for records in consumer.poll(timeout_ms=2000).values():
+                values += [r.value for r in records]
+        return values
+    finally:
+        consumer.close()
+
+
+def _cassandra(stack):
+    cluster = Cluster([stack.cfg.host], port=stack.cfg.cassandra_port)
+    return cluster, cluster.connect()
+
+
+def _mongo(stack) -> MongoClient:
+    return MongoClient(stack.cfg.host, stack.cfg.mongo_port, directConnection=True, serverSelectionTimeoutMS=10000)
+
+
+def test_kafka_message_round_trip(stack):
+    topic = f"smoke-{uuid.uuid4().hex[:8]}"
+    _kafka_roundtrip_produce(stack.kafka_bootstrap, topic, b'{"hello": "kafka"}')
+    assert _kafka_read_all(stack.kafka_bootstrap, topic) == [b'{"hello": "kafka"}']
+
+
+def test_cassandra_keyspace_table_row(stack):
+    cluster, session = _cassandra(stack)
+    try:
+        session.execute(
+            "CREATE KEYSPACE IF NOT EXISTS aqstream_smoke "
+            "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
+        )
+        session.execute("CREATE TABLE IF NOT EXISTS aqstream_smoke.kv (k text PRIMARY KEY, v int)")
+        key = uuid.uuid4().hex
+        session.execute("INSERT INTO aqstream_smoke.kv (k, v) VALUES (%s, %s)", (key, 42))
+        row = session.execute("SELECT v FROM aqstream_smoke.kv WHERE k = %s", (key,)).one()
+        assert row.v == 42
+    finally:
+        cluster.shutdown()
+
+
+def test_mongo_document_insert_and_find(stack):
+    client = _mongo(stack)
+    try:
+        coll = client.aqstream_smoke.docs
+        doc_id = uuid.uuid4().hex
+        coll.insert_one({"_id": doc_id, "pm25": 12.5})
+        assert coll.find_one({"_id": doc_id}) == {"_id": doc_id, "pm25": 12.5}
+    finally:
+        client.close()
+
+
+def test_connect_lists_debezium_mongodb_plugin(stack):
+    plugins = requests.get(f"{stack.connect_url}/connector-plugins", timeout=10).json()
+    classes = {p["class"]: p for p in plugins}
+    assert "io.debezium.connector.mongodb.MongoDbConnector" in classes
+    assert classes["io.debezium.connector.mongodb.MongoDbConnector"]["type"] == "source"
+
+
+def _stack_pids() -> list[int]:
+    """Every live process started by a stack (they carry -Daqstream.service=…)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and pid_alive(int(proc.name), "-Daqstream.service="):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.restarts_stack
+def test_down_leaves_no_process_and_up_keeps_data(stack):
+    marker = uuid.uuid4().hex
+    topic = f"persist-{marker[:8]}"
+    _kafka_roundtrip_produce(stack.kafka_bootstrap, topic, marker.encode())
+    cluster, session = _cassandra(stack)
+    session.execute(
+        "CREATE KEYSPACE IF NOT EXISTS aqstream_smoke "
+        "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    session.execute("CREATE TABLE IF NOT EXISTS aqstream_smoke.kv (k text PRIMARY KEY, v int)")
+    session.execute("INSERT INTO aqstream_smoke.kv (k, v) VALUES (%s, %s)", (marker, 7))
+    cluster.shutdown()
+    client = _mongo(stack)
+    client.aqstream_smoke.docs.insert_one({"_id": marker, "kept": True})
+    client.close()
+
+    stack.down()
+    assert _stack_pids() == [], "a stack process is still running after down"
+
+    stack.up()
+    assert _kafka_read_all(stack.kafka_bootstrap, topic) == [marker.encode()]
+    cluster, session = _cassandra(stack)
+    try:
+        assert session.execute("SELECT v FROM aqstream_smoke.kv WHERE k = %s", (marker,)).one().v == 7
+    finally:
+        cluster.shutdown()
+    client = _mongo(stack)
+    try:
+        assert client.aqstream_smoke.docs.find_one({"_id": marker}) == {"_id": marker, "kept": True}
+    finally:
+        client.close()
