@@ -32,20 +32,43 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark():
-    """One local SparkSession for the unit tier: UI off, few shuffle partitions, no connector jars."""
+def pipeline_config():
+    """The pipeline config of conf/pipeline.toml with the test run's overrides (AQSTREAM__* variables)."""
+    from jobs.config import load_config
+
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def spark(pipeline_config):
+    """One local SparkSession per test run: UI off, few shuffle partitions.
+
+    It carries the jobs' settings (conf/spark-defaults.conf, the connector jars, Delta), so
+    integration tests use the same Spark the jobs do; without jars (`make jars` not run yet) the
+    unit tier still gets a plain session.
+    """
     from pyspark.sql import SparkSession
 
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("aqstream-unit-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
-        .getOrCreate()
+    from jobs.session import MissingJars, spark_settings
+
+    builder = SparkSession.builder.master("local[2]").appName("aqstream-tests")
+    try:
+        settings = spark_settings(pipeline_config)
+    except MissingJars:
+        settings = {"spark.sql.session.timeZone": "UTC", "spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
+    settings.update(
+        {
+            "spark.ui.enabled": "false",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.sql.streaming.stateStore.providerClass": (
+                "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+            ),
+        }
     )
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     yield session
     session.stop()

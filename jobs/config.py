@@ -1,0 +1,128 @@
+"""The pipeline's configuration: one typed object, built at start, passed down.
+
+Loaded from a TOML file (``conf/pipeline.toml``) and overridden by environment variables
+``AQSTREAM__<SECTION>__<FIELD>``. A wrong value fails at start with the field's dotted name,
+e.g. ``kafka.max_offsets_per_trigger: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "conf" / "pipeline.toml"
+ENV_PREFIX = "AQSTREAM__"
+
+_INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s+(millisecond|second|minute|hour|day)s?\s*$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names each bad field."""
+
+
+def _interval(value: str) -> str:
+    if not _INTERVAL.match(value):
+        raise ValueError(f"{value!r} is not an interval like '5 seconds' or '2 hours'")
+    return value.strip()
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str = Field(min_length=1)
+    raw_topic: str = Field(min_length=1)
+    quarantine_topic: str = Field(min_length=1)
+    cdc_topic: str = Field(min_length=1)
+    partitions: int = Field(default=3, ge=1)
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    max_offsets_per_trigger: int = Field(gt=0)
+    fail_on_data_loss: bool = True
+
+
+class MongoConfig(_Section):
+    uri: str = Field(pattern=r"^mongodb(\+srv)?://")
+    database: str = Field(min_length=1)
+    collection: str = Field(min_length=1)
+    max_batch_size: int = Field(default=512, gt=0)
+    ordered: bool = False
+
+
+class CassandraConfig(_Section):
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    keyspace: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    replication_factor: int = Field(default=1, ge=1)
+    readings_table: str = "readings_by_station_day"
+    aggregates_table: str = "aggregates_by_station"
+    local_dc: str = "datacenter1"
+
+
+class PathsConfig(_Section):
+    checkpoint_root: Path
+    bronze: Path
+    quarantine: Path
+    cdc_quarantine: Path
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # object-store URIs (s3a://, abfss://) pass through untouched
+        if "://" in str(value) or value.is_absolute():
+            return value
+        return REPO_ROOT / value
+
+    def checkpoint(self, query_name: str) -> str:
+        """One checkpoint folder per streaming query."""
+        return str(self.checkpoint_root / query_name)
+
+
+class StreamingConfig(_Section):
+    trigger_interval: str = "5 seconds"
+    future_tolerance: str = "10 minutes"
+    max_record_bytes: int = Field(default=262144, gt=0)
+    aggregate_watermark: str = "2 hours"
+
+    _check_intervals = field_validator("trigger_interval", "future_tolerance", "aggregate_watermark")(
+        classmethod(lambda cls, v: _interval(v))
+    )
+
+
+class PipelineConfig(_Section):
+    kafka: KafkaConfig
+    mongo: MongoConfig
+    cassandra: CassandraConfig
+    paths: PathsConfig
+    streaming: StreamingConfig = StreamingConfig()
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:
+    """Read the TOML file, apply ``AQSTREAM__SECTION__FIELD`` overrides, validate."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    environ = os.environ if environ is None else environ
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2:
+            raise ConfigError(f"{key}: expected {ENV_PREFIX}<SECTION>__<FIELD>")
+        raw.setdefault(parts[0], {})[parts[1]] = value
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration ({path}): {problems}") from None

@@ -1,0 +1,55 @@
+"""The SparkSession every aqstream job uses: conf/spark-defaults.conf + the jars of jars/lib/spark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from jobs.config import REPO_ROOT, PipelineConfig
+
+SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
+SPARK_JARS_DIR = REPO_ROOT / "jars" / "lib" / "spark"
+
+
+class MissingJars(RuntimeError):
+    pass
+
+
+def read_spark_defaults(path: Path = SPARK_DEFAULTS) -> dict[str, str]:
+    """Parse a spark-defaults.conf file (key, whitespace, value; # comments)."""
+    settings = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        settings[key] = value.strip()
+    return settings
+
+
+def connector_jars(jars_dir: Path = SPARK_JARS_DIR) -> list[str]:
+    jars = sorted(str(p) for p in jars_dir.glob("*.jar"))
+    if not jars:
+        raise MissingJars(f"no connector jars in {jars_dir}: run `make jars` first")
+    return jars
+
+
+def spark_settings(config: PipelineConfig) -> dict[str, str]:
+    """Everything the jobs set on Spark: the defaults file, the jars, and the stores' addresses."""
+    settings = read_spark_defaults()
+    settings["spark.jars"] = ",".join(connector_jars())
+    settings["spark.cassandra.connection.host"] = config.cassandra.host
+    settings["spark.cassandra.connection.port"] = str(config.cassandra.port)
+    settings["spark.cassandra.connection.localDC"] = config.cassandra.local_dc
+    return settings
+
+
+def build_spark(config: PipelineConfig, app_name: str, master: str | None = None) -> SparkSession:
+    """Get or create the session. Under spark-submit the launcher's own settings win."""
+    builder = SparkSession.builder.appName(app_name)
+    if master:
+        builder = builder.master(master)
+    for key, value in spark_settings(config).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
