@@ -1,0 +1,234 @@
+"""Pure transforms of the raw topic: decode, parse with the explicit schema, validate, split.
+
+Input is what Spark's Kafka source yields (key, value, topic, partition, offset, timestamp).
+Nothing here does I/O or reads configuration: limits and the clock are arguments.
+
+Every record ends in exactly one of two places: a valid reading, or a quarantine row that keeps
+the original bytes, the Kafka coordinates and the first reason it failed, as ``code: detail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    BinaryType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+CORRUPT_COLUMN = "_corrupt_record"
+
+# Reason codes, in the order they are checked: the first that applies is the one recorded.
+EMPTY = "empty_message"
+TOO_LARGE = "too_large"
+NOT_UTF8 = "not_utf8"
+UNPARSEABLE = "unparseable_json"
+WRONG_TYPE = "wrong_type"
+MISSING_FIELD = "missing_field"
+UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+OUT_OF_RANGE = "out_of_range"
+FUTURE_TIMESTAMP = "future_timestamp"
+REASON_CODES = (
+    EMPTY,
+    TOO_LARGE,
+    NOT_UTF8,
+    UNPARSEABLE,
+    WRONG_TYPE,
+    MISSING_FIELD,
+    UNKNOWN_SCHEMA_VERSION,
+    OUT_OF_RANGE,
+    FUTURE_TIMESTAMP,
+)
+
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("topic", StringType(), False),
+        StructField("partition", IntegerType(), False),
+        StructField("offset", LongType(), False),
+        StructField("kafka_timestamp", TimestampType(), True),
+        StructField("key", BinaryType(), True),
+        StructField("value", BinaryType(), True),
+        StructField("reason_code", StringType(), False),
+        StructField("reason", StringType(), False),
+        StructField("quarantined_at", TimestampType(), False),
+    ]
+)
+
+_NUMERIC = (DoubleType, FloatType, IntegerType, LongType)
+
+
+def decode_kafka_value(kafka_rows: DataFrame) -> DataFrame:
+    """Add ``value_text``: the value decoded as UTF-8 (invalid bytes become U+FFFD; checked later)."""
+    return kafka_rows.withColumn("value_text", F.col("value").cast("string"))
+
+
+def parse_readings(decoded: DataFrame, reading_schema: StructType) -> DataFrame:
+    """Add ``reading``: ``value_text`` parsed with the explicit schema, never inferred.
+
+    PERMISSIVE parsing keeps the fields that do parse and sets ``_corrupt_record`` when any
+    does not, so a wrong type in one field is told apart from JSON that does not parse at all.
+    """
+    schema_with_corrupt = StructType([*reading_schema.fields, StructField(CORRUPT_COLUMN, StringType(), True)])
+    return decoded.withColumn(
+        "reading",
+        F.from_json(
+            "value_text", schema_with_corrupt, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}
+        ),
+    )
+
+
+def _first_reason(checks: Iterable[tuple[Column, Column]]) -> Column:
+    """CASE WHEN c1 THEN r1 WHEN c2 THEN r2 … END: the first failing check's reason, else null."""
+    expr = None
+    for condition, reason in checks:
+        expr = F.when(condition, reason) if expr is None else expr.when(condition, reason)
+    return expr if expr is not None else F.lit(None).cast("string")
+
+
+def _reason(code: str, detail: Column | str) -> Column:
+    detail_col = F.lit(detail) if isinstance(detail, str) else detail
+    return F.concat(F.lit(f"{code}: "), detail_col)
+
+
+def with_quarantine_reason(
+    parsed: DataFrame,
+    reading_schema: StructType,
+    *,
+    required_fields: Iterable[str],
+    supported_schema_versions: Iterable[int],
+    value_ranges: Mapping[str, tuple[float, float]],
+    max_record_bytes: int,
+    now: Column,
+    future_tolerance: str,
+) -> DataFrame:
+    """Add ``quarantine_reason`` (null for a valid reading) to the output of :func:`parse_readings`."""
+    value, text, reading = F.col("value"), F.col("value_text"), F.col("reading")
+    corrupt = reading.getField(CORRUPT_COLUMN)
+    looks_like_object = F.ltrim(text).startswith("{")
+    json_parses = F.get_json_object(text, "$").isNotNull()
+
+    checks: list[tuple[Column, Column]] = [
+        (value.isNull() | (F.length(value) == 0), F.lit(f"{EMPTY}: the message has no value")),
+        (
+            F.length(value) > max_record_bytes,
+            _reason(TOO_LARGE, F.format_string(f"%d bytes > {max_record_bytes}", F.length(value))),
+        ),
+        (F.encode(text, "UTF-8") != value, F.lit(f"{NOT_UTF8}: the value is not valid UTF-8")),
+        (~looks_like_object, F.lit(f"{UNPARSEABLE}: not a JSON object")),
+        (~json_parses, F.lit(f"{UNPARSEABLE}: malformed or truncated JSON")),
+    ]
+    # A field present in the JSON but null after parsing had a type the schema does not accept.
+    for field in reading_schema.fields:
+        present = F.get_json_object(text, f"$.{field.name}").isNotNull()
+        checks.append(
+            (
+                corrupt.isNotNull() & present & reading.getField(field.name).isNull(),
+                _reason(
+                    WRONG_TYPE,
+                    F.concat(
+                        F.lit(f"{field.name} is not {field.dataType.simpleString()}: "),
+                        F.substring(F.get_json_object(text, f"$.{field.name}"), 1, 80),
+                    ),
+                ),
+            )
+        )
+    for name in required_fields:
+        checks.append((reading.getField(name).isNull(), F.lit(f"{MISSING_FIELD}: {name}")))
+    versions = list(supported_schema_versions)
+    checks.append(
+        (
+            ~reading.getField("schema_version").isin(versions),
+            _reason(
+                UNKNOWN_SCHEMA_VERSION,
+                F.concat(
+                    F.lit("schema_version "),
+                    reading.getField("schema_version").cast("string"),
+                    F.lit(f" not in {versions}"),
+                ),
+            ),
+        )
+    )
+    for name, (low, high) in value_ranges.items():
+        field_value = reading.getField(name)
+        checks.append(
+            (
+                field_value.isNotNull() & (F.isnan(field_value) | (field_value < low) | (field_value > high)),
+                _reason(
+                    OUT_OF_RANGE,
+                    F.format_string(f"{name}=%s outside [{low:g}, {high:g}]", field_value.cast("string")),
+                ),
+            )
+        )
+    checks.append(
+        (
+            reading.getField("ts") > now + F.expr(f"INTERVAL {future_tolerance}"),
+            _reason(FUTURE_TIMESTAMP, F.concat(F.lit("ts "), reading.getField("ts").cast("string"))),
+        )
+    )
+    return parsed.withColumn("quarantine_reason", _first_reason(checks))
+
+
+def valid_readings(checked: DataFrame, reading_schema: StructType) -> DataFrame:
+    """The readings that passed every check, as flat columns of the reading schema."""
+    return checked.where(F.col("quarantine_reason").isNull()).select(
+        *[F.col("reading").getField(f.name).alias(f.name) for f in reading_schema.fields]
+    )
+
+
+def quarantine_records(checked: DataFrame, quarantined_at: Column) -> DataFrame:
+    """The records that failed a check: original bytes, Kafka coordinates, reason."""
+    reason = F.col("quarantine_reason")
+    return checked.where(reason.isNotNull()).select(
+        F.col("topic"),
+        F.col("partition"),
+        F.col("offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("key"),
+        F.col("value"),
+        F.substring_index(reason, ":", 1).alias("reason_code"),
+        reason.alias("reason"),
+        quarantined_at.alias("quarantined_at"),
+    )
+
+
+def drop_duplicate_readings(readings: DataFrame) -> DataFrame:
+    """One row per event_id within the batch (the sinks upsert by it, so later batches are harmless)."""
+    return readings.dropDuplicates(["event_id"])
+
+
+def to_mongo_documents(readings: DataFrame) -> DataFrame:
+    """The MongoDB document: ``_id = event_id``, the canonical reading, the source record under ``raw``."""
+    return readings.select(F.col("event_id").alias("_id"), *readings.columns)
+
+
+def to_bronze_rows(readings: DataFrame) -> DataFrame:
+    """The Delta bronze row: the reading plus its UTC ``date`` partition column."""
+    return readings.withColumn("date", F.to_date("ts"))
+
+
+def to_quarantine_kafka_messages(quarantined: DataFrame) -> DataFrame:
+    """Kafka messages for the quarantine topic: the original key and bytes, the reason in headers."""
+    return quarantined.select(
+        F.col("key"),
+        F.coalesce(F.col("value"), F.lit(b"").cast("binary")).alias("value"),
+        F.array(
+            F.struct(F.lit("aq.reason").alias("key"), F.encode(F.col("reason"), "UTF-8").alias("value")),
+            F.struct(F.lit("aq.source.topic").alias("key"), F.encode(F.col("topic"), "UTF-8").alias("value")),
+            F.struct(
+                F.lit("aq.source.partition").alias("key"),
+                F.encode(F.col("partition").cast("string"), "UTF-8").alias("value"),
+            ),
+            F.struct(
+                F.lit("aq.source.offset").alias("key"), F.encode(F.col("offset").cast("string"), "UTF-8").alias("value")
+            ),
+        ).alias("headers"),
+    )
