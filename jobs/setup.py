@@ -55,7 +55,7 @@ def create_mongo_indexes(config: PipelineConfig) -> list[str]:
 def apply_cql(config: PipelineConfig) -> list[str]:
     from cassandra.cluster import Cluster
 
-    from schemas.cql import cql_statements
+    from schemas.cassandra import cql_statements
 
     cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
     try:
