@@ -77,3 +77,16 @@ def to_canonical(pollutant: str, value: float | None, unit: str) -> float | None
         raise UnitError(f"{pollutant} reported in {unit!r}: no molecular weight to convert a mixing ratio")
     ppb = float(value) * (1000.0 if key == "ppm" else 1.0)
     return ppb_to_ugm3(pollutant, ppb)
+
+
+def unit_slug(unit: str | None) -> str:
+    """A unit as an id-safe suffix for ``extra`` keys: ``μg/m³`` → ``ugm3``, ``grains/m³`` → ``grains_m3``."""
+    if not unit or not unit.strip():
+        return ""
+    try:
+        return normalise_unit(unit)
+    except UnitError:
+        pass
+    text = unit.strip().lower().replace("µ", "u").replace("μ", "u").replace("³", "3").replace("²", "2")
+    text = text.replace("%", "pct").replace("°", "deg")
+    return "_".join(part for part in "".join(c if c.isalnum() else " " for c in text).split())

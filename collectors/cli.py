@@ -1,0 +1,348 @@
+"""``python -m collectors {openmeteo,openaq,replay} …``: parse args, build one settings object, run.
+
+Exit status: 0 done; 2 a failure the user must fix (bad option, refused API key/parameter);
+1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from collectors import openaq, openmeteo, replay
+from collectors.httpclient import HttpClient, HttpError, HttpSettings
+from collectors.sink import KafkaSettings, KafkaSink, NdjsonSink, SendReport, SentState, Spool
+from collectors.stations import load_cities
+
+log = logging.getLogger("collectors")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MAX_PAST_DAYS = 92  # the Open-Meteo air-quality API's limit
+_RAW = argparse.RawDescriptionHelpFormatter
+
+
+class UsageError(Exception):
+    """A mistake in the options or the environment; the message says what to change."""
+
+
+class CollectorSettings(BaseModel):
+    """Everything a run needs, built once from the command line and passed down."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kafka: KafkaSettings
+    http: HttpSettings
+    spool_dir: Path
+    out: Path | None = None  # NDJSON instead of Kafka ("-" = stdout)
+    every: timedelta | None = None
+
+
+def parse_interval(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+)\s*(s|sec|m|min|h|d)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval like 15m, 1h or 1d")
+    n, unit = int(match.group(1)), match.group(2)
+    seconds = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[unit] * n
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("the interval must be positive")
+    return timedelta(seconds=seconds)
+
+
+def parse_speed(text: str) -> float | None:
+    if text.strip().lower() in ("max", "0"):
+        return None
+    try:
+        speed = float(text.lower().lstrip("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use max, 1 (real time) or a factor like 60") from None
+    if speed <= 0:
+        raise argparse.ArgumentTypeError("speed must be positive")
+    return speed
+
+
+def parse_utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- arguments ----------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, scheduled: bool) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--bootstrap", default=os.environ.get("AQSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    group.add_argument("--topic", default="aq.readings.raw")
+    group.add_argument(
+        "--spool-dir", type=Path, default=REPO_ROOT / ".runs" / "spool", help="readings Kafka did not take"
+    )
+    group.add_argument("--dry-run", action="store_true", help="write NDJSON to stdout instead of Kafka")
+    group.add_argument("--out", type=Path, help="write NDJSON to this file instead of Kafka")
+    group.add_argument("--batch-size", type=int, default=500, help="readings per Kafka flush")
+    group.add_argument("--delivery-timeout-ms", type=int, default=30_000, help="then a reading goes to the spool")
+    group.add_argument("--max-block-ms", type=int, default=10_000, help="wait for an absent broker's metadata")
+    if scheduled:
+        when = parser.add_argument_group("schedule").add_mutually_exclusive_group()
+        when.add_argument("--once", action="store_true", help="one collection, then exit (default)")
+        when.add_argument("--every", type=parse_interval, help="collect every interval (15m, 1h), aligned to the clock")
+        http = parser.add_argument_group("http")
+        http.add_argument("--timeout", type=float, default=30.0, help="read timeout, seconds")
+        http.add_argument("--retries", type=int, default=5)
+        http.add_argument("--backoff-base", type=float, default=1.0, help="seconds; doubled per retry, jittered")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m collectors", description="Air-quality collectors → Kafka")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    om = sub.add_parser(
+        "openmeteo", help="Open-Meteo air-quality API (no key)", description=openmeteo.__doc__, formatter_class=_RAW
+    )
+    om.add_argument("--config", type=Path, default=REPO_ROOT / "conf" / "cities.json", help="cities (JSON)")
+    om.add_argument("--city", action="append", help="only these city ids (repeatable)")
+    om.add_argument("--past-days", type=int, default=0, help=f"backfill this many days (0..{MAX_PAST_DAYS})")
+    om.add_argument("--from-file", type=Path, help="a recorded API response instead of the network")
+    om.add_argument("--as-of", type=parse_utc, help="with --from-file: when it was recorded (hours after are forecast)")
+    _common(om, scheduled=True)
+
+    oa = sub.add_parser(
+        "openaq", help=f"OpenAQ v3 latest values (key in ${openaq.API_KEY_ENV})", description=openaq.__doc__
+    )
+    where = oa.add_mutually_exclusive_group()
+    where.add_argument("--country", help="ISO 3166-1 alpha-2, e.g. KE")
+    where.add_argument("--bbox", help="minlon,minlat,maxlon,maxlat")
+    where.add_argument("--location-ids", help="comma-separated OpenAQ location ids")
+    oa.add_argument(
+        "--from-file", type=Path, action="append", help="recorded /locations and /latest (or /sensors) responses"
+    )
+    _common(oa, scheduled=True)
+
+    rp = sub.add_parser("replay", help="replay CSV/NDJSON datasets", description=replay.__doc__, formatter_class=_RAW)
+    rp.add_argument("--dataset", required=True, choices=["beijing", "kaggle", "ndjson"])
+    rp.add_argument("--mapping", type=Path, help="mapping file (default conf/mappings/<dataset>.json)")
+    rp.add_argument("--files", type=Path, nargs="+", required=True)
+    rp.add_argument("--speed", type=parse_speed, default=None, help="max (default), 1 = real time, N = N× faster")
+    rp.add_argument("--limit", type=int, help="at most this many readings per pass")
+    rp.add_argument("--loop", action="store_true", help="start over at the end, until stopped")
+    rp.add_argument("--restamp", action="store_true", help="shift times so the newest is now (new event ids)")
+    _common(rp, scheduled=False)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
+    out = Path("-") if args.dry_run else args.out
+    return CollectorSettings(
+        kafka=KafkaSettings(
+            bootstrap_servers=args.bootstrap,
+            topic=args.topic,
+            batch_size=args.batch_size,
+            delivery_timeout_ms=args.delivery_timeout_ms,
+            max_block_ms=args.max_block_ms,
+        ),
+        http=HttpSettings(
+            read_timeout_s=getattr(args, "timeout", 30.0),
+            max_retries=getattr(args, "retries", 5),
+            backoff_base_s=getattr(args, "backoff_base", 1.0),
+        ),
+        spool_dir=args.spool_dir,
+        out=out,
+        every=getattr(args, "every", None),
+    )
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def make_sink(settings: CollectorSettings) -> KafkaSink | NdjsonSink:
+    if settings.out is None:
+        return KafkaSink(settings.kafka, Spool(settings.spool_dir))
+    if str(settings.out) == "-":
+        return NdjsonSink(sys.stdout)
+    settings.out.parent.mkdir(parents=True, exist_ok=True)
+    return NdjsonSink(open(settings.out, "a", encoding="utf-8"))  # noqa: SIM115 - closed by the run
+
+
+def install_stop_handlers(stop: threading.Event) -> dict[int, Any]:
+    """SIGINT/SIGTERM set ``stop``: the current batch is finished, flushed or spooled, then we exit."""
+
+    def handler(signum, _frame):
+        log.info("signal %s: finishing the current batch, then flushing", signal.Signals(signum).name)
+        stop.set()
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def next_aligned(now: datetime, every: timedelta) -> datetime:
+    """The next multiple of ``every`` since the epoch (so --every 1h runs at :00)."""
+    step = every.total_seconds()
+    return datetime.fromtimestamp(math.floor(now.timestamp() / step) * step + step, UTC)
+
+
+def run_scheduled(
+    source: str,
+    collect: Callable[[datetime, SentState | None], list[dict[str, Any]]],
+    settings: CollectorSettings,
+    stop: threading.Event,
+) -> int:
+    sink = make_sink(settings)
+    # only a Kafka run keeps the per-station high-water mark (a dry run must show everything)
+    state = SentState(settings.spool_dir / f"state-{source}.json") if isinstance(sink, KafkaSink) else None
+    total = SendReport()
+    try:
+        while True:
+            now = datetime.now(UTC)
+            try:
+                readings = collect(now, state)
+            except HttpError as exc:
+                if settings.every is None or (exc.status is not None and 400 <= exc.status < 500):
+                    raise
+                log.error("%s: %s; next try at the next interval", source, exc)
+                readings = []
+            fresh = [r for r in readings if state is None or state.is_new(r)]
+            report = sink.send(fresh)
+            if state is not None:
+                state.record(fresh)
+            total.add(report)
+            log.info(
+                "%s: %d readings (%d already sent), sent %d, spooled %d, from spool %d",
+                source, len(readings), len(readings) - len(fresh), report.sent, report.spooled, report.from_spool,
+            )  # fmt: skip
+            if settings.every is None or stop.is_set():
+                break
+            wake = next_aligned(datetime.now(UTC), settings.every)
+            if stop.wait((wake - datetime.now(UTC)).total_seconds()):
+                break
+    finally:
+        sink.close()
+    return 0
+
+
+def _openmeteo(args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event) -> int:
+    if not 0 <= args.past_days <= MAX_PAST_DAYS:
+        raise UsageError(f"--past-days must be 0..{MAX_PAST_DAYS}")
+    cities = load_cities(args.config)
+    if args.city:
+        cities = cities.model_copy(update={"cities": [cities.by_id(c) for c in args.city]})
+
+    def collect(now: datetime, state: SentState | None) -> list[dict[str, Any]]:
+        if args.from_file:
+            response = json.loads(args.from_file.read_text())
+            station = openmeteo.station_for(response, cities)
+            readings, dropped = openmeteo.readings_from_response(
+                response, station, now=args.as_of or now, ingested_at=datetime.now(UTC)
+            )
+            log.info(
+                "openmeteo %s: %d observed hours, %d forecast dropped", args.from_file.name, len(readings), dropped
+            )
+            return readings
+        past_days = args.past_days
+        oldest = state.oldest_newest() if state else None
+        if oldest is not None:  # reach back to the last hour sent, so a restart leaves no gap
+            past_days = max(past_days, min(MAX_PAST_DAYS, math.ceil((now - oldest) / timedelta(days=1))))
+        client = HttpClient(settings.http)
+        try:
+            return openmeteo.fetch(client, cities, past_days, now)
+        finally:
+            client.close()
+
+    return run_scheduled("openmeteo", collect, settings, stop)
+
+
+def _openaq_from_files(paths: list[Path]) -> list[dict[str, Any]]:
+    locations, measurements = [], []
+    for path in paths:
+        for row in json.loads(path.read_text()).get("results") or []:
+            (locations if "sensors" in row else measurements).append(row)
+    return openaq.readings_from_latest(locations, measurements, ingested_at=datetime.now(UTC))
+
+
+def _openaq(args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event) -> int:
+    ids = [int(i) for i in args.location_ids.split(",")] if args.location_ids else None
+    key = os.environ.get(openaq.API_KEY_ENV, "").strip()
+    if not args.from_file:
+        if not key:
+            raise UsageError(f"set {openaq.API_KEY_ENV} to your OpenAQ API key (https://explore.openaq.org/register)")
+        if not (args.country or args.bbox or ids):
+            raise UsageError("choose locations: --country, --bbox or --location-ids")
+
+    def collect(now: datetime, state: SentState | None) -> list[dict[str, Any]]:
+        if args.from_file:
+            return _openaq_from_files(args.from_file)
+        client = HttpClient(settings.http, headers={"X-API-Key": key}, hints=openaq.HINTS)
+        try:
+            return openaq.fetch(client, country=args.country, bbox=args.bbox, location_ids=ids)
+        finally:
+            client.close()
+
+    return run_scheduled("openaq", collect, settings, stop)
+
+
+def _replay(args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event) -> int:
+    mapping = None
+    if args.dataset != "ndjson" or args.mapping:
+        mapping = replay.load_mapping(args.mapping or REPO_ROOT / "conf" / "mappings" / f"{args.dataset}.json")
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    sink = make_sink(settings)
+    batch: list[dict[str, Any]] = []
+    total = SendReport()
+    # paced: send each reading as it falls due; as fast as possible: send in batches
+    batch_size = 1 if args.speed is not None else settings.kafka.batch_size
+
+    def emit(reading: dict[str, Any]) -> None:
+        batch.append(reading)
+        if len(batch) >= batch_size:
+            total.add(sink.send(batch))
+            batch.clear()
+
+    try:
+        count = replay.replay(
+            args.files,
+            mapping,
+            emit,
+            speed=args.speed,
+            limit=args.limit,
+            loop=args.loop,
+            restamp=args.restamp,
+            stop=stop,
+        )
+        total.add(sink.send(batch))
+        batch.clear()
+    finally:
+        sink.close()
+    log.info("replay %s: %d readings, sent %d, spooled %d", args.dataset, count, total.sent, total.spooled)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    previous = install_stop_handlers(stop)
+    try:
+        settings = settings_from_args(args)
+        command = {"openmeteo": _openmeteo, "openaq": _openaq, "replay": _replay}[args.command]
+        return command(args, settings, stop)
+    except UsageError as exc:
+        log.error("%s", exc)
+        return 2
+    except HttpError as exc:
+        log.error("%s", exc)
+        return 2 if exc.status is not None and 400 <= exc.status < 500 else 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,103 @@
+"""The Cassandra rows, derived from the canonical reading, and the CQL that creates their tables.
+
+The CQL lives in ``schemas/cql/*.cql`` (applied in file-name order by the stack and the jobs via
+:func:`cql_statements`); ``tests/unit/test_cql.py`` checks its columns against the lists here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+from pyspark.sql.types import StructField, StructType
+
+from schemas.reading import CQL_TYPES, POLLUTANT_FIELDS, READING_FIELDS, spark_type
+
+CQL_DIR = Path(__file__).resolve().parent / "cql"
+
+READINGS_TABLE = "readings_by_station_day"
+AGGREGATES_TABLE = "aggregates_by_station"
+WINDOW_SIZES: tuple[str, ...] = ("1h", "1d")
+
+# (name, kind) with the kinds of schemas.reading; written by the AQI transform of the CDC job.
+AQI_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("aqi_us", "int"),
+    ("aqi_us_category", "string"),
+    ("aqi_us_dominant", "string"),
+    ("eaqi", "int"),
+    ("eaqi_band", "string"),
+    ("eaqi_dominant", "string"),
+)
+AGGREGATE_STATS: tuple[tuple[str, str], ...] = (
+    ("count", "int"),
+    ("mean", "double"),
+    ("min", "double"),
+    ("max", "double"),
+)
+
+READINGS_PRIMARY_KEY = (("station_id", "day"), ("ts",))
+AGGREGATES_PRIMARY_KEY = (("station_id",), ("window_size", "window_start"))
+
+
+def readings_table_columns() -> list[tuple[str, str]]:
+    """(column, kind) of ``readings_by_station_day``: key columns, then every stored reading field, then AQI."""
+    columns = [("station_id", "string"), ("day", "date"), ("ts", "timestamp")]
+    keys = {name for name, _ in columns}
+    columns += [(f.name, f.kind) for f in READING_FIELDS if f.in_cassandra and f.name not in keys]
+    return columns + list(AQI_COLUMNS)
+
+
+def aggregates_table_columns() -> list[tuple[str, str]]:
+    """(column, kind) of ``aggregates_by_station``."""
+    columns = [
+        ("station_id", "string"),
+        ("window_size", "string"),
+        ("window_start", "timestamp"),
+        ("window_end", "timestamp"),
+    ]
+    columns += [(f"{p}_{stat}", kind) for p in POLLUTANT_FIELDS for stat, kind in AGGREGATE_STATS]
+    return columns + list(AQI_COLUMNS) + [("updated_at", "timestamp")]
+
+
+def cql_type(kind: str) -> str:
+    return "date" if kind == "date" else CQL_TYPES[kind]
+
+
+def _spark_schema(columns: list[tuple[str, str]], key: tuple[tuple[str, ...], ...]) -> StructType:
+    from pyspark.sql.types import DateType
+
+    key_columns = {c for part in key for c in part}
+    return StructType(
+        [
+            StructField(name, DateType() if kind == "date" else spark_type(kind), nullable=name not in key_columns)
+            for name, kind in columns
+        ]
+    )
+
+
+def readings_row_spark_schema() -> StructType:
+    """The DataFrame shape the CDC job writes to ``readings_by_station_day``."""
+    return _spark_schema(readings_table_columns(), READINGS_PRIMARY_KEY)
+
+
+def aggregates_row_spark_schema() -> StructType:
+    """The DataFrame shape the CDC job writes to ``aggregates_by_station``."""
+    return _spark_schema(aggregates_table_columns(), AGGREGATES_PRIMARY_KEY)
+
+
+def cql_files() -> list[Path]:
+    return sorted(CQL_DIR.glob("*.cql"))
+
+
+def cql_statements(keyspace: str = "airquality", replication_factor: int = 1) -> list[str]:
+    """Every statement of ``schemas/cql/*.cql`` in order, with keyspace and RF substituted.
+
+    Comments (``--`` lines) are dropped; statements are split on ``;``. All are idempotent
+    (``IF NOT EXISTS``), so applying them on every start is safe.
+    """
+    statements: list[str] = []
+    for path in cql_files():
+        text = Template(path.read_text()).substitute(keyspace=keyspace, replication_factor=int(replication_factor))
+        body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+        statements += [s.strip() for s in body.split(";") if s.strip()]
+    return statements

@@ -1,0 +1,81 @@
+"""The CQL files against the Python definition of the rows (they must not drift)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from schemas import cassandra as cs
+
+pytestmark = pytest.mark.unit
+
+
+def _tables(statements: list[str]) -> dict[str, dict]:
+    tables = {}
+    for statement in statements:
+        match = re.match(r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+) \((.*?)\n\)(.*)$", statement, re.S)
+        if not match:
+            continue
+        _, table, body, options = match.groups()
+        columns, primary_key = [], None
+        for line in (part.strip() for part in body.split("\n")):
+            line = line.rstrip(",")
+            if not line:
+                continue
+            if line.startswith("PRIMARY KEY"):
+                primary_key = line
+                continue
+            name, cql = line.split(None, 1)
+            columns.append((name, re.sub(r"\s+", " ", cql.strip())))
+        tables[table] = {"columns": columns, "primary_key": primary_key, "options": options}
+    return tables
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return _tables(cs.cql_statements())
+
+
+def test_keyspace_statement_carries_the_replication_factor():
+    statements = cs.cql_statements(keyspace="aq_test", replication_factor=3)
+    assert statements[0] == (
+        "CREATE KEYSPACE IF NOT EXISTS aq_test\n"
+        "  WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}"
+    )
+    assert all("$" not in s for s in statements)
+    assert all("aq_test." in s for s in statements[1:])
+
+
+@pytest.mark.parametrize(
+    ("table", "columns"),
+    [(cs.READINGS_TABLE, cs.readings_table_columns), (cs.AGGREGATES_TABLE, cs.aggregates_table_columns)],
+)
+def test_cql_columns_match_python(tables, table, columns):
+    expected = [(name, cs.cql_type(kind)) for name, kind in columns()]
+    assert tables[table]["columns"] == expected
+
+
+def test_readings_table_holds_every_reading_field_but_raw(tables):
+    from schemas.reading import READING_FIELD_NAMES
+
+    names = {name for name, _ in tables[cs.READINGS_TABLE]["columns"]}
+    assert names >= set(READING_FIELD_NAMES) - {"raw"}
+    assert "raw" not in names
+    for aqi in ("aqi_us", "aqi_us_category", "aqi_us_dominant", "eaqi", "eaqi_band", "eaqi_dominant"):
+        assert aqi in names
+
+
+def test_keys_and_order(tables):
+    readings = tables[cs.READINGS_TABLE]
+    assert readings["primary_key"] == "PRIMARY KEY ((station_id, day), ts)"
+    assert "CLUSTERING ORDER BY (ts DESC)" in readings["options"]
+    aggregates = tables[cs.AGGREGATES_TABLE]
+    assert aggregates["primary_key"] == "PRIMARY KEY ((station_id), window_size, window_start)"
+    assert "window_start DESC" in aggregates["options"]
+
+
+def test_row_spark_schemas_follow_the_column_lists():
+    assert cs.readings_row_spark_schema().fieldNames() == [n for n, _ in cs.readings_table_columns()]
+    assert cs.aggregates_row_spark_schema().fieldNames() == [n for n, _ in cs.aggregates_table_columns()]
+    assert not cs.readings_row_spark_schema()["day"].nullable
