@@ -1,0 +1,109 @@
+"""Helpers shared by the integration and e2e tiers: isolated pipeline configs, producing, reading stores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from jobs.config import PipelineConfig, load_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str) -> tuple[PipelineConfig, dict]:
+    """A pipeline config whose topics, database, keyspace and paths belong to one test alone.
+
+    Returns the config and the AQSTREAM__* environment that produces it (for subprocess jobs).
+    """
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        "AQSTREAM__KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "AQSTREAM__KAFKA__RAW_TOPIC": f"t{tag}.raw",
+        "AQSTREAM__KAFKA__QUARANTINE_TOPIC": f"t{tag}.quarantine",
+        "AQSTREAM__KAFKA__CDC_TOPIC": f"t{tag}.cdc",
+        "AQSTREAM__KAFKA__PARTITIONS": str(partitions),
+        "AQSTREAM__MONGO__URI": f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true",
+        "AQSTREAM__MONGO__DATABASE": f"aq_{tag}",
+        "AQSTREAM__CASSANDRA__HOST": stack.cfg.host,
+        "AQSTREAM__CASSANDRA__PORT": str(stack.cfg.cassandra_port),
+        "AQSTREAM__CASSANDRA__KEYSPACE": f"aq_{tag}",
+        "AQSTREAM__PATHS__CHECKPOINT_ROOT": str(tmp_path / "checkpoints"),
+        "AQSTREAM__PATHS__BRONZE": str(tmp_path / "bronze"),
+        "AQSTREAM__PATHS__QUARANTINE": str(tmp_path / "quarantine"),
+        "AQSTREAM__PATHS__CDC_QUARANTINE": str(tmp_path / "cdc_quarantine"),
+        **{f"AQSTREAM__{k.upper()}": v for k, v in overrides.items()},
+    }
+    config = load_config(environ=env)
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        admin.create_topics(
+            [
+                NewTopic(topic, num_partitions=partitions, replication_factor=1)
+                for topic in (config.kafka.raw_topic, config.kafka.quarantine_topic)
+            ]
+        )
+    finally:
+        admin.close()
+    return config, env
+
+
+def replay_to_kafka(config: PipelineConfig, dataset: str, files: list[Path], limit: int, out: Path) -> list[dict]:
+    """Run the real replay collector into the raw topic; return the readings it sent (its --out copy)."""
+    common = [sys.executable, "-m", "collectors", "replay", "--dataset", dataset, "--limit", str(limit)]
+    common += ["--files", *map(str, files)]
+    subprocess.run([*common, "--out", str(out)], check=True, cwd=REPO_ROOT, timeout=300)
+    subprocess.run(
+        [
+            *common,
+            "--bootstrap",
+            config.kafka.bootstrap_servers,
+            "--topic",
+            config.kafka.raw_topic,
+            "--spool-dir",
+            str(out.parent / "spool"),
+        ],
+        check=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def consume_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of every partition of ``topic`` (reads to the end offsets seen at the start)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records = []
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=2000).values():
+                records += batch
+        return records
+    finally:
+        consumer.close()
+
+
+def parse_ts(text: str) -> datetime:
+    """The readings' ISO UTC strings as the naive UTC datetimes pymongo and Spark give back."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
