@@ -1,36 +1,30 @@
 package aqstream.mongo;
 
+import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.CountDownLatch;
 
 import de.bwaldvogel.mongo.MongoServer;
-import de.bwaldvogel.mongo.MongoVersion;
-import de.bwaldvogel.mongo.backend.h2.H2Backend;
 
 /**
- * Starts mongo-java-server on loopback with a persistent H2 backend and the oplog on.
+ * Starts mongo-java-server on loopback with a persistent H2 backend, presented as the primary of a
+ * one-member replica set with complete change streams ({@link ReplicaSetBackend}).
  *
- * <p>Usage: {@code java -cp 'jars/lib/mongo/*' aqstream.mongo.AqMongoServer --port 27017 --data-dir DIR [--bind 127.0.0.1]}
+ * <p>Usage: {@code java -cp 'jars/lib/mongo/*' aqstream.mongo.AqMongoServer --port 27017 --data-dir DIR
+ * [--bind 127.0.0.1] [--replica-set rs0 | --standalone] [--advertised-host HOST:PORT]
+ * [--max-change-events N] [--await-data-max-ms MS]}
  *
  * <p>The server reports MongoDB 4.4 (wire version 9) instead of the library's default 5.0/wire 8
  * pairing, because pymongo 4.20 refuses servers below wire version 9.
  */
 public final class AqMongoServer {
 
-    /** MongoDB 4.4 is the first release with wire version 9. */
-    static final MongoVersion REPORTED_VERSION = new MongoVersion() {
-        @Override
-        public List<Integer> getVersionArray() {
-            return List.of(4, 4, 0);
-        }
+    static final String USAGE = "usage: --port N --data-dir DIR [--bind HOST] [--replica-set NAME | --standalone]"
+        + " [--advertised-host HOST:PORT] [--max-change-events N] [--await-data-max-ms MS]";
 
-        @Override
-        public int getWireVersion() {
-            return 9;
-        }
-    };
+    /** Netty event loops for client connections: a change-stream getMore waiting for data holds one (see README). */
+    static final int WORKER_THREADS = 32;
 
     private AqMongoServer() {
     }
@@ -39,25 +33,38 @@ public final class AqMongoServer {
         String bind = "127.0.0.1";
         int port = 27017;
         Path dataDir = null;
+        String advertised = null;
+        ReplicaSetBackend.Settings defaults = ReplicaSetBackend.Settings.defaults();
+        String replicaSet = defaults.replicaSetName();
+        long maxEvents = defaults.maxEvents();
+        long awaitMillis = defaults.awaitDataMaxMillis();
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--bind" -> bind = args[++i];
                 case "--port" -> port = Integer.parseInt(args[++i]);
                 case "--data-dir" -> dataDir = Path.of(args[++i]);
-                default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                    + " (usage: --port N --data-dir DIR [--bind HOST])");
+                case "--replica-set" -> replicaSet = args[++i];
+                case "--standalone" -> replicaSet = null;
+                case "--advertised-host" -> advertised = args[++i];
+                case "--max-change-events" -> maxEvents = Long.parseLong(args[++i]);
+                case "--await-data-max-ms" -> awaitMillis = Long.parseLong(args[++i]);
+                default -> throw new IllegalArgumentException("unknown argument " + args[i] + " (" + USAGE + ")");
             }
         }
         if (dataDir == null) {
-            throw new IllegalArgumentException("--data-dir is required (the H2 file lives there)");
+            throw new IllegalArgumentException("--data-dir is required (the H2 file lives there; " + USAGE + ")");
         }
         Files.createDirectories(dataDir);
-        H2Backend backend = new H2Backend(dataDir.resolve("mongo.mv").toString());
-        backend.version(REPORTED_VERSION);
+        ReplicaSetBackend backend = ReplicaSetBackend.open(dataDir.resolve("mongo.mv"),
+            new ReplicaSetBackend.Settings(replicaSet, maxEvents, awaitMillis));
         MongoServer server = new MongoServer(backend);
         server.enableOplog();
-        server.bind(bind, port);
-        System.out.println("aqstream mongo-java-server listening on " + bind + ":" + port + ", data " + dataDir);
+        server.bind(new InetSocketAddress(bind, port), 1, WORKER_THREADS);
+        InetSocketAddress local = server.getLocalAddress();
+        backend.advertise(advertised != null ? advertised : advertisedHost(bind, local.getPort()));
+        System.out.println("aqstream mongo-java-server listening on " + bind + ":" + local.getPort()
+            + (replicaSet != null ? ", replica set " + replicaSet + " as " + backend.advertisedHost() : ", standalone")
+            + ", data " + dataDir);
 
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -66,5 +73,11 @@ public final class AqMongoServer {
             stopped.countDown();
         }, "aqstream-mongo-shutdown"));
         stopped.await();
+    }
+
+    /** A wildcard bind address is not something a client can dial: advertise loopback then. */
+    static String advertisedHost(String bind, int port) {
+        String host = bind.equals("0.0.0.0") || bind.equals("::") ? "127.0.0.1" : bind;
+        return (host.contains(":") ? "[" + host + "]" : host) + ":" + port;
     }
 }
