@@ -35,6 +35,7 @@ $(VENV)/.installed: pyproject.toml
 jars: jars/lib/.resolved ## resolve every pinned JVM artifact into jars/lib (a second run does nothing)
 
 jars/lib/.resolved: $(JAR_INPUTS) | java
+	rm -rf jars/lib  # start clean: a changed pin must not leave the old jar beside the new one
 	cd jars && mvn -B -q package
 	touch $@
 

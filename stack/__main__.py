@@ -4,6 +4,9 @@ Usage:
     python -m stack up [SERVICE ...]      start (or keep) kafka, mongodb, cassandra, connect; wait until healthy
     python -m stack down [SERVICE ...]    stop them (SIGTERM, then SIGKILL after a timeout)
     python -m stack status                each service: implementation, pid, port, health, memory
+    python -m stack connector register [--file F] [--set key=value ...]   create or update the Debezium connector
+    python -m stack connector status [--name N]                            connector and task state
+    python -m stack connector delete [--name N]
 
 Ports, heaps and the state folder come from AQSTREAM_* environment variables (stack/config.py).
 """
@@ -11,8 +14,11 @@ Ports, heaps and the state folder come from AQSTREAM_* environment variables (st
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
+from stack import connector
 from stack.config import StackConfigError
 from stack.core import SERVICE_ORDER, Stack, StackError
 from stack.java import JavaNotFound
@@ -27,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(cmd)
         p.add_argument("services", nargs="*", choices=[[], *SERVICE_ORDER], metavar="SERVICE")
     sub.add_parser("status")
+    conn = sub.add_parser("connector").add_subparsers(dest="action", required=True)
+    reg = conn.add_parser("register")
+    reg.add_argument("--file", type=Path, default=connector.DEFAULT_CONNECTOR_FILE)
+    reg.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    for action in ("status", "delete"):
+        conn.add_parser(action).add_argument("--name", default=None)
     args = parser.parse_args(argv)
 
     try:
@@ -38,12 +50,32 @@ def main(argv: list[str] | None = None) -> int:
             _print_status(stack)
         elif args.command == "down":
             stack.down(args.services or None)
+        elif args.command == "connector":
+            return _connector(stack, args)
         else:
             rows = _print_status(stack)
             return 0 if all(r.healthy for r in rows) else 1
-    except (StackError, StackConfigError, JavaNotFound) as exc:
+    except (StackError, StackConfigError, JavaNotFound, connector.ConnectorError) as exc:
         print(f"stack: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _connector(stack: Stack, args: argparse.Namespace) -> int:
+    url = stack.connect_url
+    if args.action == "register":
+        overrides = dict(item.split("=", 1) for item in args.set)
+        definition = connector.load_connector(args.file, overrides)
+        print(f"{definition['name']}: {connector.register(url, definition)}")
+        state = connector.wait_running(url, definition["name"])
+        print(json.dumps(state, indent=2))
+        return 0
+    name = args.name or connector.load_connector()["name"]
+    if args.action == "status":
+        state = connector.status(url, name)
+        print(json.dumps(state, indent=2) if state else f"{name}: not registered")
+        return 0 if state else 1
+    print(f"{name}: {'deleted' if connector.delete(url, name) else 'not registered'}")
     return 0
 
 

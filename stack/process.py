@@ -50,6 +50,18 @@ def start_detached(cmd: list[str], cwd: Path, log_file: Path, env: dict[str, str
     return proc.pid
 
 
+def wait_exec(pid: int, marker: str, timeout_s: float = 10.0) -> bool:
+    """Wait until the forked child has exec'd the command carrying ``marker`` (or has died)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pid_alive(pid, marker):
+            return True
+        if not Path(f"/proc/{pid}").exists():
+            return False
+        time.sleep(0.05)
+    return False
+
+
 def stop_pid(pid: int, marker: str, timeout_s: float) -> str:
     """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns how it ended."""
     if not pid_alive(pid, marker):

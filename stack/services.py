@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from stack.config import StackConfig
-from stack.process import pid_alive, rss_bytes, start_detached, stop_pid
+from stack.process import pid_alive, rss_bytes, start_detached, stop_pid, wait_exec
 
 # The JPMS flags Cassandra 5.0 needs on Java 17 (as in its conf/jvm17-server.options).
 CASSANDRA_JAVA17_FLAGS = [
@@ -108,6 +108,7 @@ class Service:
             env["JAVA_HOME"] = str(self.java_home)
         pid = start_detached(self.command(), self.dir, self.log_file, env)
         self.pid_file.write_text(str(pid))
+        wait_exec(pid, self.marker)  # until then /proc shows the forking Python, not the service
         return pid
 
     def stop(self) -> str:

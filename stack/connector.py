@@ -1,0 +1,69 @@
+"""Register, inspect and delete the Debezium MongoDB connector through the Kafka Connect REST API."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from stack.config import REPO_ROOT
+
+DEFAULT_CONNECTOR_FILE = REPO_ROOT / "conf" / "debezium" / "mongodb-readings.json"
+
+
+class ConnectorError(RuntimeError):
+    pass
+
+
+def load_connector(path: Path = DEFAULT_CONNECTOR_FILE, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """The committed connector definition, with ``overrides`` applied to its config."""
+    definition = json.loads(path.read_text())
+    config = {**definition["config"], **(overrides or {})}
+    return {"name": config.pop("name", definition["name"]), "config": config}
+
+
+def register(connect_url: str, definition: dict[str, Any], timeout_s: float = 30.0) -> str:
+    """Create or update (PUT is idempotent); returns 'created' or 'updated'."""
+    name = definition["name"]
+    response = requests.put(f"{connect_url}/connectors/{name}/config", json=definition["config"], timeout=timeout_s)
+    if response.status_code not in (200, 201):
+        raise ConnectorError(f"registering {name} failed: HTTP {response.status_code} {response.text[:2000]}")
+    return "created" if response.status_code == 201 else "updated"
+
+
+def status(connect_url: str, name: str) -> dict[str, Any] | None:
+    response = requests.get(f"{connect_url}/connectors/{name}/status", timeout=10)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return response.json()
+
+
+def wait_running(connect_url: str, name: str, timeout_s: float = 120.0) -> dict[str, Any]:
+    """Wait until the connector and its task are RUNNING; a FAILED task raises with its trace."""
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        last = status(connect_url, name)
+        if last:
+            tasks = last.get("tasks", [])
+            failed = [t for t in tasks if t.get("state") == "FAILED"]
+            if failed or last["connector"].get("state") == "FAILED":
+                trace = (failed[0] if failed else last["connector"]).get("trace", "")
+                raise ConnectorError(f"connector {name} FAILED: {trace[:3000]}")
+            if last["connector"].get("state") == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
+                return last
+        time.sleep(1.0)
+    raise ConnectorError(f"connector {name} not RUNNING after {timeout_s:.0f}s: {last}")
+
+
+def delete(connect_url: str, name: str) -> bool:
+    response = requests.delete(f"{connect_url}/connectors/{name}", timeout=30)
+    if response.status_code == 404:
+        return False
+    if response.status_code not in (200, 204):
+        raise ConnectorError(f"deleting {name} failed: HTTP {response.status_code} {response.text[:500]}")
+    return True
