@@ -43,6 +43,19 @@ jars/lib/.resolved: $(JAR_INPUTS) | java
 up: venv jars ## start the local stack (Kafka, MongoDB, Cassandra, Kafka Connect) and leave it running
 	$(PY) -m stack up
 
+.PHONY: setup
+setup: up ## create topics, Mongo indexes, the Cassandra schema; register the Debezium connector
+	$(PY) -m jobs.setup all
+	$(PY) -m stack connector register
+
+.PHONY: demo
+demo: venv jars ## set up, start the stack, replay recorded real readings through both jobs, print what landed, stop
+	$(PY) -m stack.demo
+
+.PHONY: demo-live
+demo-live: venv jars ## the demo with the live Open-Meteo API instead of recorded responses (needs internet)
+	$(PY) -m stack.demo --live
+
 .PHONY: down
 down: ## stop the local stack
 	$(PY) -m stack down

@@ -1,0 +1,173 @@
+"""What landed where: counts per store, quarantine reasons, latest readings per city, hourly aggregates.
+
+Usage:
+    python -m jobs.report [--config conf/pipeline.toml] [--station beijing-dongsi]
+
+Reads every store named by the pipeline config (Kafka topics, MongoDB, Delta, Cassandra) and
+prints a summary; :func:`store_counts` returns the same figures for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import Any
+
+from jobs.config import ConfigError, PipelineConfig, load_config
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """Messages currently in a topic (end minus beginning offsets, all partitions)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        if not partitions:
+            return 0
+        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        return sum(end[tp] - begin[tp] for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
+    from cassandra.cluster import Cluster
+    from pymongo import MongoClient
+
+    kafka = config.kafka
+    counts: dict[str, Any] = {
+        "kafka_raw": topic_size(kafka.bootstrap_servers, kafka.raw_topic),
+        "kafka_quarantine": topic_size(kafka.bootstrap_servers, kafka.quarantine_topic),
+        "kafka_cdc": topic_size(kafka.bootstrap_servers, kafka.cdc_topic),
+    }
+    client = MongoClient(config.mongo.uri, serverSelectionTimeoutMS=10000)
+    try:
+        collection = client[config.mongo.database][config.mongo.collection]
+        counts["mongo_documents"] = collection.count_documents({})
+        counts["latest_per_city"] = list(
+            collection.aggregate(
+                [
+                    {"$sort": {"ts": -1}},
+                    {
+                        "$group": {
+                            "_id": "$city",
+                            "ts": {"$first": "$ts"},
+                            "station": {"$first": "$station_id"},
+                            "pm25": {"$first": "$pm25"},
+                            "pm10": {"$first": "$pm10"},
+                        }
+                    },
+                    {"$sort": {"_id": 1}},
+                ]
+            )
+        )
+    finally:
+        client.close()
+    counts["bronze_rows"] = _delta_count(spark, str(config.paths.bronze))
+    quarantine = _delta(spark, str(config.paths.quarantine))
+    counts["quarantine_reasons"] = (
+        Counter(r.reason_code for r in quarantine.select("reason_code").collect()) if quarantine else Counter()
+    )
+    counts["quarantine_rows"] = sum(counts["quarantine_reasons"].values())
+    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    try:
+        session = cluster.connect(config.cassandra.keyspace)
+        counts["cassandra_readings"] = session.execute(f"SELECT COUNT(*) FROM {config.cassandra.readings_table}").one()[
+            0
+        ]
+        counts["cassandra_aggregates"] = session.execute(
+            f"SELECT COUNT(*) FROM {config.cassandra.aggregates_table}"
+        ).one()[0]
+    finally:
+        cluster.shutdown()
+    return counts
+
+
+def hourly_aggregates(config: PipelineConfig, station_id: str, limit: int = 5) -> list[Any]:
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    try:
+        session = cluster.connect(config.cassandra.keyspace)
+        return list(
+            session.execute(
+                "SELECT station_id, window_start, pm25_count, pm25_mean, pm25_max, aqi_us, aqi_us_category "
+                f"FROM {config.cassandra.aggregates_table} WHERE station_id = %s AND window_size = '1h' LIMIT %s",
+                (station_id, limit),
+            )
+        )
+    finally:
+        cluster.shutdown()
+
+
+def _delta(spark, path: str):
+    from delta.tables import DeltaTable
+
+    return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
+
+
+def _delta_count(spark, path: str) -> int:
+    table = _delta(spark, path)
+    return table.count() if table is not None else 0
+
+
+def print_report(config: PipelineConfig, counts: dict[str, Any], hourly: list[Any], station_id: str) -> None:
+    k, m, c = config.kafka, config.mongo, config.cassandra
+    rows = [
+        (f"Kafka     {k.raw_topic}", counts["kafka_raw"], "messages"),
+        (f"MongoDB   {m.database}.{m.collection}", counts["mongo_documents"], "documents"),
+        ("Delta     bronze", counts["bronze_rows"], "rows"),
+        ("Delta     quarantine", counts["quarantine_rows"], "rows"),
+        (f"Kafka     {k.quarantine_topic}", counts["kafka_quarantine"], "messages"),
+        (f"Kafka     {k.cdc_topic}", counts["kafka_cdc"], "Debezium events (with tombstones)"),
+        (f"Cassandra {c.keyspace}.{c.readings_table}", counts["cassandra_readings"], "rows"),
+        (f"Cassandra {c.keyspace}.{c.aggregates_table}", counts["cassandra_aggregates"], "rows (1h and 1d windows)"),
+    ]
+    print("What landed where:")
+    for name, count, unit in rows:
+        print(f"  {name:<50} {count:>8}  {unit}")
+    print("\nQuarantine reasons:")
+    for code, n in counts["quarantine_reasons"].most_common():
+        print(f"  {code:<26} {n}")
+    print("\nLatest reading per city (MongoDB):")
+    for row in counts["latest_per_city"]:
+        print(
+            f"  {str(row['_id']):<18} {row['ts']:%Y-%m-%d %H:%M}Z  {row['station']:<34} "
+            f"pm25={row['pm25']}  pm10={row['pm10']}"
+        )
+    print(f"\nHourly aggregates of {station_id} (Cassandra, newest first):")
+    for row in hourly:
+        print(
+            f"  {row.window_start:%Y-%m-%d %H:%M}Z  n={row.pm25_count}  pm25 mean={row.pm25_mean}  "
+            f"max={row.pm25_max}  US AQI={row.aqi_us} ({row.aqi_us_category})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--station", default="beijing-dongsi", help="station whose hourly aggregates to show")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from jobs.session import build_spark
+
+    spark = build_spark(config, "aqstream-report", master="local[1]")
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        counts = store_counts(config, spark)
+    finally:
+        spark.stop()
+    print_report(config, counts, hourly_aggregates(config, args.station), args.station)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

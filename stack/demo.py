@@ -1,0 +1,173 @@
+"""The whole flow on the local stack, from recorded real data to Cassandra, then a summary.
+
+Usage:
+    python -m stack.demo [--data-dir ../shared/data] [--beijing-rows 2000] [--keep-running] [--live]
+
+Steps: start the stack; create topics, Mongo indexes, the Cassandra schema; register the
+Debezium connector; replay the recorded Open-Meteo and OpenAQ responses, the Kaggle set and a
+slice of the UCI Beijing set through the collectors into Kafka (``--live`` asks the live
+Open-Meteo API instead); run raw_to_mongo with spark-submit until it has caught up; wait for
+Debezium; run cdc_to_cassandra until it has caught up; print what landed where; stop the stack
+(unless ``--keep-running`` or it was already running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stack import connector
+from stack.config import REPO_ROOT
+from stack.core import Stack
+
+PY = sys.executable
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def run(args: list[str], quiet: bool = False, env: dict | None = None, show_all: bool = False) -> None:
+    """Run a command from the repo root; stream the lines that matter, fail loudly."""
+    print("$ " + " ".join(str(a) for a in args), flush=True)
+    proc = subprocess.Popen(
+        [str(a) for a in args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail = (tail + [line])[-60:]
+        if show_all or (not quiet and ("aqstream" in line or " ERROR " in line or "collectors" in line)):
+            print("   " + line.rstrip(), flush=True)
+    if proc.wait() != 0:
+        sys.stdout.write("".join(tail))
+        raise SystemExit(f"demo: step failed ({proc.returncode}): {' '.join(map(str, args))}")
+
+
+def collect(data_dir: Path, beijing_rows: int, live: bool) -> None:
+    om, oa = data_dir / "openmeteo", data_dir / "openaq"
+    if live:
+        run([PY, "-m", "collectors", "openmeteo", "--once", "--past-days", "1"])
+    else:
+        for name in ("reflbo_air_brno_unixtime_2026-10-01.json", "reflbo_air_new_york_unixtime_2026-10-01.json"):
+            run([PY, "-m", "collectors", "openmeteo", "--from-file", om / name, "--as-of", "2026-10-01T08:30:00Z"])
+        for name in ("frenck_air_quality_current_hourly_amsterdam.json", "tempi_air_quality_trimmed_amsterdam.json"):
+            run([PY, "-m", "collectors", "openmeteo", "--from-file", om / name])
+    run(
+        [
+            PY,
+            "-m",
+            "collectors",
+            "openaq",
+            "--from-file",
+            oa / "openaqpy_v3_locations.json",
+            "--from-file",
+            oa / "openaqpy_v3_sensors.json",
+        ]
+    )
+    run(
+        [
+            PY,
+            "-m",
+            "collectors",
+            "replay",
+            "--dataset",
+            "kaggle",
+            "--files",
+            data_dir / "kaggle" / "air_quality_pollution_assessment.csv",
+        ]
+    )
+    beijing = sorted((data_dir / "bench").glob("PRSA_Data_*.csv"))
+    run([PY, "-m", "collectors", "replay", "--dataset", "beijing", "--limit", str(beijing_rows), "--files", *beijing])
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        return sum(end[tp] - begin[tp] for tp in partitions)
+    finally:
+        consumer.close()
+
+
+def wait_for_cdc(bootstrap: str, topic: str, at_least: int, timeout_s: float = 300.0) -> int:
+    """Until Debezium has emitted at least one event per document and then gone quiet for 5 s."""
+    deadline = time.monotonic() + timeout_s
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        size = topic_size(bootstrap, topic)
+        if size != last:
+            last, quiet_since = size, time.monotonic()
+        elif size >= at_least and time.monotonic() - quiet_since > 5:
+            return size
+        time.sleep(1)
+    raise SystemExit(f"demo: Debezium emitted {last} events on {topic}, expected at least {at_least}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("AQSTREAM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+    )
+    parser.add_argument("--beijing-rows", type=int, default=2000, help="readings per Beijing station file")
+    parser.add_argument("--keep-running", action="store_true", help="leave the stack up at the end")
+    parser.add_argument("--live", action="store_true", help="live Open-Meteo API instead of recorded responses")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+
+    stack = Stack()
+    was_running = all(s.pid for s in stack.status())
+    step("Starting the local stack")
+    stack.up()
+    try:
+        step("Topics, MongoDB indexes, Cassandra schema")
+        run([PY, "-m", "jobs.setup", "all"])
+        step("Debezium MongoDB connector")
+        definition = connector.load_connector()
+        print(f"  {definition['name']}: {connector.register(stack.connect_url, definition)}")
+        connector.wait_running(stack.connect_url, definition["name"])
+        step("Replaying recorded real readings through the collectors")
+        collect(args.data_dir, args.beijing_rows, args.live)
+        step("raw_to_mongo (spark-submit; Spark UI on http://localhost:4040 while it runs)")
+        run([PY, "-m", "jobs.submit", "raw_to_mongo", "--available-now"])
+        step("Waiting for Debezium to emit every change")
+        from pymongo import MongoClient
+
+        captured = definition["config"]["collection.include.list"]  # "<database>.<collection>"
+        cdc_topic = f"{definition['config']['topic.prefix']}.{captured}"
+        database, collection = captured.split(".", 1)
+        client = MongoClient(stack.cfg.host, stack.cfg.mongo_port, directConnection=True)
+        documents = client[database][collection].count_documents({})
+        client.close()
+        events = wait_for_cdc(stack.kafka_bootstrap, cdc_topic, documents)
+        print(f"  {events} change events for {documents} documents")
+        step("cdc_to_cassandra (spark-submit; Spark UI on http://localhost:4040 while it runs)")
+        run([PY, "-m", "jobs.submit", "cdc_to_cassandra", "--available-now"])
+        step("What landed where")
+        run([PY, "-m", "jobs.report"], quiet=False, show_all=True)
+    finally:
+        if args.keep_running or was_running:
+            print("\nThe stack is still running (make down stops it).")
+        else:
+            step("Stopping the stack")
+            stack.down()
+    print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
