@@ -82,8 +82,12 @@ test-unit: venv ## unit tier: transforms, parsers, schemas (no services)
 test-integration: venv jars ## integration tier: real Kafka, Cassandra, MongoDB, Kafka Connect from the local stack
 	$(PYTEST) -m integration tests/integration
 
+.PHONY: test-e2e
+test-e2e: venv jars ## e2e tier: the whole flow on the local stack, exact end state, the notebook executed
+	$(PYTEST) -m e2e tests/e2e
+
 .PHONY: test
-test: lint test-unit test-integration ## ruff, then every test tier (what .ci/run calls)
+test: lint test-unit test-integration test-e2e ## ruff, then every test tier (what .ci/run calls)
 
 .PHONY: clean-state
 clean-state: down ## stop the stack and delete its data (.state) and local job output (.runs)

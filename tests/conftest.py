@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from stack.config import StackConfigError
+from stack.core import Stack, StackError
+from stack.java import JavaNotFound
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e", "faults")
 
@@ -72,3 +76,29 @@ def spark(pipeline_config):
     session.sparkContext.setLogLevel("WARN")
     yield session
     session.stop()
+
+
+# --- the local stack (integration and e2e tiers) ---------------------------------------------
+#
+# Started once per test run, shared, stopped if we started it. A stack that is already up and
+# healthy (`make up`) is reused and left running. When CI is set, a service that cannot be started
+# fails the tests; it never skips them.
+
+
+@pytest.fixture(scope="session")
+def stack():
+    local_stack = Stack()
+    try:
+        not_healthy = [s.name for s in local_stack.status() if not s.healthy]
+        if not_healthy:
+            local_stack.up(not_healthy, log=lambda msg: print(f"[stack] {msg}"))
+    except (StackError, StackConfigError, JavaNotFound) as exc:
+        message = f"the local stack could not start: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    try:
+        yield local_stack
+    finally:
+        if not_healthy:
+            local_stack.down(log=lambda msg: print(f"[stack] {msg}"))
