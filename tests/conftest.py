@@ -6,6 +6,7 @@ Service fixtures (the local stack) live in tests/integration/conftest.py.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,9 @@ def spark(pipeline_config):
     from pyspark.sql import SparkSession
 
     from jobs.session import MissingJars, spark_settings
+
+    # Python workers must be this interpreter (the venv), not whatever python3 is first on PATH
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
     builder = SparkSession.builder.master("local[2]").appName("aqstream-tests")
     try:
