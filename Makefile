@@ -74,8 +74,16 @@ format: venv ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+.PHONY: compose-tool
+compose-tool: ## build Docker Compose (from its Go module) into .tools/bin; cached after the first build
+	stack/tools/compose.sh install
+
+.PHONY: compose-config
+compose-config: compose-tool ## check docker-compose.yml with Docker Compose (no Docker engine needed)
+	stack/tools/compose.sh config --quiet
+
 .PHONY: test-unit
-test-unit: venv ## unit tier: transforms, parsers, schemas (no services)
+test-unit: venv compose-tool ## unit tier: transforms, parsers, schemas (no services)
 	$(PYTEST) -m unit tests/unit
 
 .PHONY: test-integration
