@@ -96,12 +96,25 @@ class StreamingConfig(_Section):
     )
 
 
+class CdcConfig(_Section):
+    """The Debezium CDC job (``jobs/cdc_to_cassandra.py``)."""
+
+    # the Kafka Connect JsonConverter's schemas.enable: "auto" detects {schema, payload} per message
+    schemas_enabled: Literal["auto", "true", "false"] = "auto"
+    # Kafka records per micro-batch (null: kafka.max_offsets_per_trigger)
+    max_offsets_per_trigger: int | None = Field(default=None, gt=0)
+
+    def schemas_enabled_flag(self) -> bool | None:
+        return None if self.schemas_enabled == "auto" else self.schemas_enabled == "true"
+
+
 class PipelineConfig(_Section):
     kafka: KafkaConfig
     mongo: MongoConfig
     cassandra: CassandraConfig
     paths: PathsConfig
     streaming: StreamingConfig = StreamingConfig()
+    cdc: CdcConfig = CdcConfig()
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:

@@ -1,4 +1,4 @@
-"""The edges where the jobs write: MongoDB, Delta, Kafka. Each write is idempotent by key.
+"""The edges where the jobs write: MongoDB, Delta, Kafka, Cassandra. Each write is idempotent by key.
 
 A failed write is retried a few times (the stores are idempotent, so a retry cannot double a
 row), then the exception propagates: inside ``foreachBatch`` that fails the streaming query
@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.config import MongoConfig
+from jobs.config import CassandraConfig, MongoConfig
 
 log = logging.getLogger("aqstream.sinks")
 T = TypeVar("T")
@@ -90,3 +90,61 @@ def produce_to_kafka(messages: DataFrame, bootstrap_servers: str, topic: str) ->
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame:
     return spark.read.format("delta").load(path)
+
+
+CASSANDRA_FORMAT = "org.apache.spark.sql.cassandra"
+
+
+def write_cassandra(rows: DataFrame, cassandra: CassandraConfig, table: str, ignore_nulls: bool = False) -> None:
+    """Upsert rows into a Cassandra table through the Spark Cassandra Connector's DataFrame writer.
+
+    Every Cassandra write is an upsert by primary key, so a replayed batch rewrites the same values.
+    ``ignore_nulls``: a null column is left as the table has it (a partial update) instead of being
+    written as null. The connector's other settings (consistency, concurrency, batching) come from
+    ``conf/spark-defaults.conf``.
+    """
+    (
+        rows.write.format(CASSANDRA_FORMAT)
+        .mode("append")
+        .option("keyspace", cassandra.keyspace)
+        .option("table", table)
+        .option("spark.cassandra.output.ignoreNulls", str(ignore_nulls).lower())
+        .save()
+    )
+
+
+def delete_from_cassandra(keys: DataFrame, cassandra: CassandraConfig, table: str) -> None:
+    """Delete the rows whose full primary key is in ``keys`` (columns named as the table's key).
+
+    The connector's DataFrame writer cannot delete, so this calls its RDD API
+    (``RDDFunctions.deleteFromCassandra``) through the JVM: the deletes run on the executors with
+    the same connection and write settings as the writer. Deleting a missing row is a no-op.
+    """
+    spark = keys.sparkSession
+    jvm = spark._jvm  # noqa: SLF001 - the connector's delete has no Python API
+    conf = spark.sparkContext._jsc.sc().getConf()  # noqa: SLF001
+    connector = jvm.com.datastax.spark.connector
+    functions = connector.RDDFunctions(keys._jdf.rdd())  # noqa: SLF001
+    row_writer = getattr(getattr(jvm, "com.datastax.spark.connector.writer.SqlRowWriter$Factory$"), "MODULE$")
+    functions.deleteFromCassandra(
+        cassandra.keyspace,
+        table,
+        getattr(functions, "deleteFromCassandra$default$3")(),  # delete columns: none = the whole row
+        getattr(functions, "deleteFromCassandra$default$4")(),  # key columns: the primary key
+        connector.writer.WriteConf.fromSparkConf(conf),
+        connector.cql.CassandraConnector.apply(conf),
+        row_writer,
+    )
+
+
+def read_cassandra(spark: SparkSession, cassandra: CassandraConfig, table: str) -> DataFrame:
+    """A Cassandra table as a DataFrame. Joined on its partition key (or full primary key) with a
+    small DataFrame, it becomes a *direct join* (``CassandraSparkExtensions``, set in
+    ``conf/spark-defaults.conf``): one keyed read per key instead of a table scan."""
+    return (
+        spark.read.format(CASSANDRA_FORMAT)
+        .option("keyspace", cassandra.keyspace)
+        .option("table", table)
+        .option("directJoinSetting", "on")
+        .load()
+    )

@@ -1,0 +1,280 @@
+"""cdc_to_cassandra against the real stack (Kafka, Cassandra; Debezium where it runs).
+
+The first tests produce Debezium change events into a unique Kafka topic: our reading documents in
+the recorded real envelopes (``tests/support/cdc_events.py``), plus the recorded real events
+verbatim. ``test_real_debezium_connector_end_to_end`` takes the real path MongoDB → Debezium →
+Kafka → job → Cassandra; it needs the Debezium connector to run against the stack's MongoDB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+from cassandra.cluster import Cluster
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from jobs import cdc_to_cassandra as job
+from jobs.setup import apply_cql
+from tests.support.cdc_events import (
+    EnvelopeFactory,
+    assert_aggregates_equal,
+    beijing_readings,
+    mongo_document,
+    pandas_aggregates,
+    recorded_events,
+)
+from tests.support.pipeline import REPO_ROOT, isolated_config, parse_ts, produce
+
+COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm10", "no2", "so2", "co", "o3")
+
+
+@pytest.fixture
+def cdc_env(stack, tmp_path):
+    """A config of its own (topics, keyspace, checkpoints), the CQL applied; the keyspace dropped after."""
+    config, env = isolated_config(stack, tmp_path)
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(config.kafka.cdc_topic, num_partitions=3, replication_factor=1)])
+    finally:
+        admin.close()
+    apply_cql(config)
+    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    session = cluster.connect()
+    try:
+        yield config, env, session
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=120)
+        cluster.shutdown()
+
+
+def run_job(spark, config) -> None:
+    query = job.start(spark, config, available_now=True)
+    try:
+        query.awaitTermination(600)
+        assert query.exception() is None, query.exception()
+    finally:
+        query.stop()
+
+
+def cassandra_readings(session, config) -> dict[str, dict]:
+    rows = session.execute(f"SELECT * FROM {config.cassandra.keyspace}.{config.cassandra.readings_table}")
+    return {r.event_id: r._asdict() for r in rows}
+
+
+def cassandra_aggregates(session, config) -> pd.DataFrame:
+    rows = session.execute(f"SELECT * FROM {config.cassandra.keyspace}.{config.cassandra.aggregates_table}")
+    return pd.DataFrame([r._asdict() for r in rows])
+
+
+def writetimes(session, config) -> dict:
+    ks = config.cassandra.keyspace
+    return {
+        r.event_id: r.w
+        for r in session.execute(f"SELECT event_id, writetime(pm25) AS w FROM {ks}.{config.cassandra.readings_table}")
+    }
+
+
+def assert_readings_landed(stored: dict[str, dict], readings: list[dict]) -> None:
+    assert set(stored) == {r["event_id"] for r in readings}
+    for reading in readings:
+        row = stored[reading["event_id"]]
+        for field in COMPARED:
+            assert row[field] == reading[field], (reading["event_id"], field)
+        assert row["ts"] == parse_ts(reading["ts"])
+        assert str(row["day"]) == reading["ts"][:10] and row["station_id"] == reading["station_id"]
+
+
+def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, spark, cdc_env, data_dir, tmp_path):
+    config, _, session = cdc_env
+    readings = beijing_readings(data_dir, "Aotizhongxin", 48) + beijing_readings(data_dir, "Dongsi", 48)
+    plain, wrapped = EnvelopeFactory(data_dir, False), EnvelopeFactory(data_dir, True)
+    messages = [(plain if i % 2 else wrapped).change("r" if i < 10 else "c", r) for i, r in enumerate(readings)]
+    recorded = [(k and k.encode(), v.encode()) for _, _, v, k in recorded_events(data_dir)]
+    heartbeat = (b'{"serverName": "aqcdc"}', b'{"ts_ms": 1767225600000}')
+    produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, [*messages, *recorded, heartbeat])
+
+    started = time.monotonic()
+    run_job(spark, config)
+    print(f"first run: {time.monotonic() - started:.1f}s")
+    assert_readings_landed(cassandra_readings(session, config), readings)
+    assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))
+    quarantine = spark.read.format("delta").load(str(config.paths.cdc_quarantine)).collect()
+    assert len(quarantine) == len(recorded) and {q.reason_code for q in quarantine} == {"unroutable_key"}
+
+    # an update changes the row and its windows; a delete removes the row (and recomputes its windows)
+    changed = {**readings[3], "pm25": 555.0, "o3": 1.5}
+    deleted = readings[60]
+    produce(
+        config.kafka.bootstrap_servers,
+        config.kafka.cdc_topic,
+        [plain.change("u", changed), *wrapped.delete(deleted["event_id"])],
+    )
+    run_job(spark, config)
+    expected = [changed if r is readings[3] else r for r in readings if r is not deleted]
+    stored = cassandra_readings(session, config)
+    assert_readings_landed(stored, expected)
+    assert (stored[changed["event_id"]]["pm25"], stored[changed["event_id"]]["o3"]) == (555.0, 1.5)
+    after_changes = cassandra_aggregates(session, config)
+    assert_aggregates_equal(after_changes, pandas_aggregates(expected))
+
+    # rerun over the whole topic from a fresh checkpoint: nothing changes, not even updated_at
+    before_times = writetimes(session, config)
+    fresh = config.model_copy(
+        update={"paths": config.paths.model_copy(update={"checkpoint_root": tmp_path / "checkpoints-rerun"})}
+    )
+    run_job(spark, fresh)
+    assert cassandra_readings(session, config) == stored
+    rerun = cassandra_aggregates(session, config)
+    keys = ["station_id", "window_size", "window_start"]
+    pd.testing.assert_frame_equal(
+        rerun.sort_values(keys).reset_index(drop=True), after_changes.sort_values(keys).reset_index(drop=True)
+    )
+    assert writetimes(session, config).keys() == before_times.keys()
+
+
+def _committed_batches(checkpoint: Path) -> int:
+    commits = checkpoint / "commits"
+    return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.is_dir() else 0
+
+
+def test_sigkill_mid_stream_then_restart_ends_as_an_uninterrupted_run(stack, cdc_env, data_dir):
+    config, env, session = cdc_env
+    readings = beijing_readings(data_dir, "Guanyuan", 96)
+    factory = EnvelopeFactory(data_dir, False)
+    messages = [factory.change("c", r) for r in readings]
+    messages += [factory.change("u", {**r, "pm10": 1.0}) for r in readings[:20]]
+    messages += [m for r in readings[40:50] for m in factory.delete(r["event_id"])]
+    produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, messages)
+    expected = [{**r, "pm10": 1.0} if i < 20 else r for i, r in enumerate(readings) if not 40 <= i < 50]
+
+    run_env = {**os.environ, **env, "AQSTREAM__CDC__MAX_OFFSETS_PER_TRIGGER": "15"}
+    command = [sys.executable, "-m", "jobs.submit", "cdc_to_cassandra", "--available-now"]
+    checkpoint = Path(config.paths.checkpoint(job.QUERY_NAME))
+    first = subprocess.Popen(command, cwd=REPO_ROOT, env=run_env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while _committed_batches(checkpoint) < 2:
+            assert first.poll() is None, "the job ended before it could be killed"
+            assert time.monotonic() < deadline, "no batch committed in 300 s"
+            time.sleep(0.5)
+        os.killpg(first.pid, signal.SIGKILL)  # mid-stream: batch 2 or 3 is running
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(30)
+    killed_after = _committed_batches(checkpoint)
+    stored_at_kill = len(cassandra_readings(session, config))
+    assert killed_after < 10, "the whole topic was done before the kill"
+
+    subprocess.run(command, cwd=REPO_ROOT, env=run_env, check=True, timeout=900)
+    print(f"killed after {killed_after} batches with {stored_at_kill} readings stored")
+    assert_readings_landed(cassandra_readings(session, config), expected)
+    assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(expected))
+
+
+# --- the real connector --------------------------------------------------------------------------------------
+
+
+def _register_connector(connect_url: str, name: str, prefix: str, namespace: str) -> str | None:
+    """Register a Debezium MongoDB connector; None when it runs, else why not."""
+    config = {
+        "connector.class": "io.debezium.connector.mongodb.MongoDbConnector",
+        "mongodb.connection.string": "mongodb://127.0.0.1:27017/?replicaSet=rs0",
+        "topic.prefix": prefix,
+        "collection.include.list": namespace,
+        "capture.mode": "change_streams_update_full",
+        "tasks.max": "1",
+    }
+    response = requests.post(f"{connect_url}/connectors", json={"name": name, "config": config}, timeout=120)
+    if response.status_code >= 300:
+        return f"registration refused: {response.text[:300]}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = requests.get(f"{connect_url}/connectors/{name}/status", timeout=30).json()
+        tasks = status.get("tasks", [])
+        if tasks and tasks[0].get("state") == "RUNNING":
+            return None
+        if tasks and tasks[0].get("state") == "FAILED":
+            return f"task failed: {tasks[0].get('trace', '')[:300]}"
+        time.sleep(1)
+    return "the connector task did not reach RUNNING in 120 s"
+
+
+def _wait_for_records(bootstrap: str, topic: str, count: int, timeout: float = 180) -> None:
+    from tests.support.pipeline import consume_all
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if len(consume_all(bootstrap, topic)) >= count:
+                return
+        except Exception:  # topic not created yet
+            pass
+        time.sleep(2)
+    raise AssertionError(f"fewer than {count} records in {topic} after {timeout} s")
+
+
+def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
+    """MongoDB → Debezium (Kafka Connect) → Kafka → job → Cassandra, with an update and a delete.
+
+    Depends on the Debezium MongoDB connector running against the stack's MongoDB (issue: the Java
+    stand-in's change streams). Skipped while it cannot run; with CI set, it fails instead.
+    """
+    from pymongo import MongoClient
+
+    config, _, session = cdc_env
+    tag = uuid.uuid4().hex[:8]
+    prefix, database, collection = f"cdc{tag}", f"aq_{tag}", "readings_raw"
+    connect_url = f"http://{stack.cfg.host}:{stack.cfg.connect_port}"
+    name = f"aqstream-test-{tag}"
+    problem = _register_connector(connect_url, name, prefix, f"{database}.{collection}")
+    try:
+        if problem:
+            message = f"the Debezium connector does not run against this MongoDB yet: {problem}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        topic = f"{prefix}.{database}.{collection}"
+        config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"cdc_topic": topic})})
+        readings = beijing_readings(data_dir, "Changping", 48)
+        client = MongoClient(f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true")
+        coll = client[database][collection]
+        coll.insert_many([mongo_document(r) for r in readings])
+        _wait_for_records(config.kafka.bootstrap_servers, topic, len(readings))
+        run_job(spark, config)
+        assert_readings_landed(cassandra_readings(session, config), readings)
+        assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))
+
+        changed = {**readings[7], "pm25": 321.0}
+        coll.replace_one({"_id": changed["event_id"]}, mongo_document(changed))
+        coll.delete_one({"_id": readings[8]["event_id"]})
+        _wait_for_records(config.kafka.bootstrap_servers, topic, len(readings) + 3)  # u, d, tombstone
+        run_job(spark, config)
+        expected = [changed if i == 7 else r for i, r in enumerate(readings) if i != 8]
+        stored = cassandra_readings(session, config)
+        assert_readings_landed(stored, expected)
+        assert stored[changed["event_id"]]["pm25"] == 321.0
+        assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(expected))
+        client.drop_database(database)
+        client.close()
+    finally:
+        requests.delete(f"{connect_url}/connectors/{name}", timeout=60)
+
+
+def test_cdc_messages_are_json(data_dir):
+    """The factory's messages are what the JsonConverter writes: JSON objects (keys and values)."""
+    factory = EnvelopeFactory(data_dir, True)
+    key, value = factory.change("c", beijing_readings(data_dir, "Dongsi", 1)[0])
+    assert json.loads(key)["payload"]["id"].startswith('"uci-beijing:dongsi:')
+    assert json.loads(value)["payload"]["op"] == "c"

@@ -1,0 +1,213 @@
+"""Debezium MongoDB change events for canonical readings, built on the recorded real envelopes.
+
+While the real connector cannot yet run against the stack's Java MongoDB (another issue), tests
+drive the CDC job with events made like this: a recorded real envelope from
+``../shared/data/debezium/`` (Debezium 2.7 schemaless, Debezium 2.1 with the schema wrapper) with
+its ``after`` replaced by one of our reading documents, encoded as the connector encodes it
+(strict Extended JSON v1 in ``after``: ``{"$date": millis}``, ``{"$numberLong": "…"}``; relaxed v2
+in ``updatedFields``: ``{"$date": "…Z"}``) and the key ``{"id": "\\"<event_id>\\""}``. Everything
+else in the envelope (``source`` block, the Connect ``schema``) is the recorded one, verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from schemas.reading import reading_to_mongo_document
+
+SCHEMALESS_FILE = "paimon_dbz2.7.0_mongo_insert_c_schemaless.key_value.ndjson"
+WITH_SCHEMA_FILE = "risingwave_dbz2.1.4_mongo_snapshot_r_with_schema.ndjson"
+INT64_FIELDS = ("sent_at",)  # LongType: the Mongo Spark connector stores it as a BSON Int64
+# the key's Connect schema when the converter has schemas on (Debezium's MongoDB key: a struct with `id`)
+KEY_SCHEMA = {
+    "type": "struct",
+    "fields": [{"type": "string", "optional": False, "field": "id"}],
+    "optional": False,
+    "name": "aqcdc.airquality.readings_raw.Key",
+}
+
+
+def lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def recorded_events(data_dir: Path) -> list[tuple[str, bool, str, str | None]]:
+    """(file name, with_schema, value line, key line) of every recorded event, verbatim."""
+    events = []
+    for path in sorted((data_dir / "debezium").glob("*.ndjson")):
+        found = lines(path)
+        if ".key_value." in path.name:  # odd lines keys, even lines values
+            events += [(path.name, False, value, key) for key, value in zip(found[::2], found[1::2], strict=True)]
+        else:
+            events += [(path.name, '"schema"' in line[:20], line, None) for line in found]
+    return events
+
+
+def _millis(ts: datetime) -> int:
+    return int(ts.replace(tzinfo=ts.tzinfo or UTC).timestamp() * 1000)
+
+
+def extended_json(document: dict[str, Any], mode: str = "strict") -> str:
+    """The document as the connector writes it: ``strict`` (v1, ``after``) or ``relaxed`` (v2, ``updatedFields``)."""
+
+    def encode(name: str | None, value: Any) -> Any:
+        if isinstance(value, datetime):
+            if mode == "strict":
+                return {"$date": _millis(value)}
+            return {"$date": value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int) and name in INT64_FIELDS and mode == "strict":
+            return {"$numberLong": str(value)}
+        if isinstance(value, dict):
+            return {k: encode(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [encode(None, v) for v in value]
+        return value
+
+    return json.dumps({k: encode(k, v) for k, v in document.items()}, ensure_ascii=False)
+
+
+def mongo_document(reading_message: dict[str, Any]) -> dict[str, Any]:
+    """What raw_to_mongo stores for a reading (``_id = event_id``, BSON dates)."""
+    return reading_to_mongo_document(reading_message)
+
+
+class EnvelopeFactory:
+    """Change events in the recorded envelopes' shape; ``with_schema`` picks the wrapper form."""
+
+    def __init__(self, data_dir: Path, with_schema: bool):
+        self.with_schema = with_schema
+        if with_schema:
+            self.template = json.loads(lines(data_dir / "debezium" / WITH_SCHEMA_FILE)[0])
+        else:
+            self.template = json.loads(lines(data_dir / "debezium" / SCHEMALESS_FILE)[1])
+        self.ts_ms = 1_767_225_600_000
+
+    def _payload(self) -> dict[str, Any]:
+        payload = json.loads(json.dumps(self.template["payload"] if self.with_schema else self.template))
+        payload["source"].update(db="airquality", collection="readings_raw")
+        payload.update(before=None, after=None, updateDescription=None)
+        if "patch" in payload:
+            payload.update(patch=None, filter=None)
+        self.ts_ms += 1
+        payload["ts_ms"] = self.ts_ms
+        return payload
+
+    def _wrap(self, payload: dict[str, Any] | None, schema: Any) -> bytes | None:
+        if payload is None:
+            return None
+        body = {"schema": schema, "payload": payload} if self.with_schema else payload
+        return json.dumps(body).encode()
+
+    def key(self, event_id: str) -> bytes:
+        return self._wrap({"id": json.dumps(event_id)}, KEY_SCHEMA)  # type: ignore[return-value]
+
+    def change(self, op: str, reading_message: dict[str, Any]) -> tuple[bytes, bytes]:
+        """An ``r``/``c``/``u`` event whose ``after`` is the full document (change_streams_update_full)."""
+        payload = self._payload()
+        payload["op"] = op
+        payload["source"]["snapshot"] = "true" if op == "r" else "false"
+        payload["after"] = extended_json(mongo_document(reading_message))
+        return self.key(reading_message["event_id"]), self._wrap(payload, self.template.get("schema"))
+
+    def patch(self, event_id: str, updated: dict[str, Any]) -> tuple[bytes, bytes]:
+        """A ``u`` without ``after``: only ``updateDescription.updatedFields`` (relaxed v2)."""
+        payload = self._payload()
+        payload["op"] = "u"
+        payload["updateDescription"] = {
+            "removedFields": None,
+            "updatedFields": extended_json(updated, mode="relaxed"),
+            "truncatedArrays": None,
+        }
+        return self.key(event_id), self._wrap(payload, self.template.get("schema"))
+
+    def delete(self, event_id: str) -> list[tuple[bytes, bytes | None]]:
+        """A ``d`` (before and after null) and the tombstone Debezium sends after it."""
+        payload = self._payload()
+        payload["op"] = "d"
+        return [(self.key(event_id), self._wrap(payload, self.template.get("schema"))), (self.key(event_id), None)]
+
+
+# --- a real dataset and the independent aggregate oracle ---------------------------------------
+
+BEIJING = "PRSA_Data_{}_20130301-20170228.csv"
+POLLUTANT_COLUMNS = {"pm25": "PM2.5", "pm10": "PM10", "no2": "NO2", "so2": "SO2", "co": "CO", "o3": "O3"}
+
+
+def beijing_readings(data_dir: Path, station: str, limit: int, start: int = 0) -> list[dict[str, Any]]:
+    """``limit`` real hourly rows of one UCI Beijing station (from row ``start``) as canonical readings."""
+    import csv
+    from datetime import timedelta, timezone
+    from itertools import islice
+
+    from schemas.reading import build_reading, slugify
+
+    path = data_dir / "bench" / BEIJING.format(station)
+    beijing = timezone(timedelta(hours=8))
+    with path.open(newline="") as fh:
+        rows = list(islice(csv.DictReader(fh), start, start + limit))
+
+    def num(text: str) -> float | None:
+        return None if text == "NA" else float(text)
+
+    return [
+        build_reading(
+            source="uci-beijing",
+            station_id=slugify(station),
+            station_name=station,
+            city="Beijing",
+            country="CN",
+            ts=datetime(int(r["year"]), int(r["month"]), int(r["day"]), int(r["hour"]), tzinfo=beijing),
+            ingested_at=datetime(2026, 1, 1, tzinfo=UTC),
+            values={p: num(r[c]) for p, c in POLLUTANT_COLUMNS.items()}
+            | {"temperature": num(r["TEMP"]), "humidity": None},
+            raw=r,
+        )
+        for r in rows
+    ]
+
+
+def pandas_aggregates(readings: list[dict[str, Any]]):
+    """The 1 h and 1 d windows computed independently with pandas: count (non-null), mean, min, max."""
+    import pandas as pd
+
+    frame = pd.DataFrame(readings)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
+    parts = []
+    for size, freq in (("1h", "h"), ("1d", "D")):
+        start = frame["ts"].dt.floor(freq)
+        grouped = frame.assign(window_start=start).groupby(["station_id", "window_start"])
+        stats = {}
+        for p in POLLUTANT_COLUMNS:
+            stats[f"{p}_count"] = grouped[p].count()
+            stats[f"{p}_mean"] = grouped[p].mean()
+            stats[f"{p}_min"] = grouped[p].min()
+            stats[f"{p}_max"] = grouped[p].max()
+        part = pd.DataFrame(stats).reset_index()
+        part.insert(1, "window_size", size)
+        part.insert(3, "window_end", part["window_start"] + pd.Timedelta(1, freq))
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True).sort_values(["station_id", "window_size", "window_start"])
+
+
+def assert_aggregates_equal(actual, expected) -> None:
+    """Aggregate frames equal: counts, min, max exactly; means to 1e-9 relative."""
+    import numpy as np
+    import pandas as pd
+
+    keys = ["station_id", "window_size", "window_start"]
+    actual = actual.sort_values(keys).reset_index(drop=True)
+    expected = expected.sort_values(keys).reset_index(drop=True)
+    assert list(actual[keys].itertuples(index=False)) == list(expected[keys].itertuples(index=False))
+    assert (pd.to_datetime(actual["window_end"]) == pd.to_datetime(expected["window_end"])).all()
+    for p in POLLUTANT_COLUMNS:
+        assert actual[f"{p}_count"].astype(int).tolist() == expected[f"{p}_count"].astype(int).tolist(), p
+        for stat in ("min", "max"):
+            a, e = actual[f"{p}_{stat}"].astype(float), expected[f"{p}_{stat}"].astype(float)
+            assert ((a == e) | (a.isna() & e.isna())).all(), f"{p}_{stat}"
+        a, e = actual[f"{p}_mean"].astype(float).to_numpy(), expected[f"{p}_mean"].astype(float).to_numpy()
+        assert np.allclose(a, e, rtol=1e-9, atol=0, equal_nan=True), f"{p}_mean"

@@ -1,0 +1,360 @@
+"""The CDC transforms: Debezium envelope → change → Cassandra rows; window aggregates vs a pandas oracle."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, date, datetime
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
+
+from jobs.transforms import cdc as T
+from schemas.cassandra import readings_row_spark_schema, readings_table_columns
+from schemas.reading import SCHEMA_VERSION
+from tests.support.cdc_events import (
+    EnvelopeFactory,
+    assert_aggregates_equal,
+    beijing_readings,
+    extended_json,
+    pandas_aggregates,
+    recorded_events,
+)
+
+KAFKA_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType(), True),
+        StructField("value", BinaryType(), True),
+        StructField("topic", StringType(), False),
+        StructField("partition", IntegerType(), False),
+        StructField("offset", LongType(), False),
+        StructField("timestamp", TimestampType(), True),
+    ]
+)
+KAFKA_TS = datetime(2026, 1, 1, 0, 0)
+
+
+def kafka_rows(spark, messages: list[tuple[bytes | None, bytes | None]], partition: int = 0):
+    rows = [(k, v, "aqcdc.airquality.readings_raw", partition, i, KAFKA_TS) for i, (k, v) in enumerate(messages)]
+    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+
+
+def decode(spark, messages, schemas_enabled=None):
+    """Decoded changes, materialised as the job's ``foreachBatch`` receives them (the decode runs in
+    the streaming plan; the batch function gets its rows, not its expressions)."""
+    return T.decode_changes(kafka_rows(spark, messages), [SCHEMA_VERSION], schemas_enabled).localCheckpoint()
+
+
+def as_bytes(line: str | None) -> bytes | None:
+    return None if line is None else line.encode()
+
+
+@pytest.fixture(scope="module")
+def readings(data_dir) -> list[dict]:
+    """48 real hours of UCI Beijing Aotizhongxin (with NA gaps), as canonical readings."""
+    return beijing_readings(data_dir, "Aotizhongxin", 48)
+
+
+def expected_reading_rows(spark, readings: list[dict]):
+    """The Cassandra rows built in plain Python from the readings (AQI null: not this test's subject)."""
+    from tests.support.cdc_events import mongo_document
+
+    names = [n for n, _ in readings_table_columns()]
+    rows = []
+    for message in readings:
+        doc = mongo_document(message)
+        ts = doc["ts"].astimezone(UTC).replace(tzinfo=None)
+        values = {
+            **doc,
+            "ts": ts,
+            "day": ts.date(),
+            "ingested_at": doc["ingested_at"].astimezone(UTC).replace(tzinfo=None),
+        }
+        rows.append(tuple(values.get(n) for n in names))
+    return spark.createDataFrame(rows, readings_row_spark_schema())
+
+
+# --- the recorded real events ---------------------------------------------------------------------
+
+
+def test_every_recorded_event_is_parsed_and_classified(spark, data_dir):
+    """c, u, r with and without the schema wrapper: envelope read, document decoded, and (not being
+    air-quality readings: their _id is an ObjectId or a number) quarantined as unroutable, never lost."""
+    events = recorded_events(data_dir)
+    assert {json.loads(v).get("payload", json.loads(v))["op"] for _, _, v, _ in events} == {"c", "u", "r"}
+    changes = decode(spark, [(as_bytes(k), as_bytes(v)) for _, _, v, k in events])
+    rows = changes.select("event.op", "doc_id", "change_kind", "quarantine_reason", "document._id").collect()
+    assert [r.op for r in rows] == [json.loads(v).get("payload", json.loads(v))["op"] for _, _, v, _ in events]
+    assert [r.doc_id for r in rows] == ["67ab25755c0d5ac87eb8c632"] * 3 + ["1001", "1002", "1003", "1004"]
+    assert {r.change_kind for r in rows} == {T.QUARANTINE}
+    assert all(r.quarantine_reason.startswith(f"{T.UNROUTABLE_KEY}: document id is not an event id") for r in rows)
+    # with the wrapper fixed on / off: the same payloads as auto-detection
+    for with_schema in (True, False):
+        subset = [(as_bytes(k), as_bytes(v)) for _, ws, v, k in events if ws is with_schema]
+        fixed = decode(spark, subset, with_schema).select("event").collect()
+        auto = decode(spark, subset).select("event").collect()
+        assert fixed == auto and all(r.event is not None for r in fixed)
+        wrong = decode(spark, subset, not with_schema).select("change_kind", "quarantine_reason").collect()
+        assert {r.change_kind for r in wrong} == {T.QUARANTINE}
+
+
+def test_recorded_documents_decode_strict_extended_json(spark, data_dir):
+    _, _, value, _ = recorded_events(data_dir)[0]  # paimon insert: $oid, $numberLong, $date (strict v1)
+    after = json.loads(value)["after"]
+    row = (
+        spark.createDataFrame([(after,)], "t string")
+        .select(F.from_json("t", "_id string, created_at string, updated_at string, tags array<string>").alias("d"))
+        .select(
+            T.ext_json_text(F.col("d._id")).alias("id"),
+            T.ext_json_long(F.col("d.created_at")).alias("created"),
+            T.ext_json_timestamp(F.col("d.updated_at")).alias("updated"),
+            F.col("d.tags").alias("tags"),
+        )
+        .first()
+    )
+    assert row.id == "67ab25755c0d5ac87eb8c632" and row.created == 1736207571013
+    assert row.updated == datetime(2025, 2, 13, 14, 1, 37, 970000) and row.tags == ["pending"]
+
+
+def test_every_bson_type_of_the_recorded_document(spark, data_dir):
+    text = (data_dir / "debezium" / "paimon_mongo_extended_json_all_bson_types.json").read_text()
+    schema = (
+        "id string, age string, created_time string, updated_time string, deleted_time string, double_nan string,"
+        " double_inf string, double_ninf string, double_zero string, decimal string, symbol string,"
+        " context struct<location: struct<lat: string, lon: string>, end_time: string, nan: string>"
+    )
+    d = F.col("d")
+    row = (
+        spark.createDataFrame([(text,)], "t string")
+        .select(F.from_json("t", schema).alias("d"))
+        .select(
+            T.ext_json_text(d.id).alias("id"),
+            T.ext_json_int(d.age).alias("age"),
+            T.ext_json_long(d.created_time).alias("created"),
+            T.ext_json_long(d.updated_time).alias("updated"),
+            T.ext_json_timestamp(d.deleted_time).alias("deleted"),
+            T.ext_json_double(d.double_nan).alias("nan"),
+            T.ext_json_double(d.double_inf).alias("inf"),
+            T.ext_json_double(d.double_ninf).alias("ninf"),
+            T.ext_json_double(d.double_zero).alias("zero"),
+            T.ext_json_double(d.decimal).alias("decimal"),
+            T.ext_json_text(d.symbol).alias("symbol"),
+            T.ext_json_double(d.context.location.lat).alias("lat"),
+            T.ext_json_double(d.context.location.lon).alias("lon"),
+            T.ext_json_long(d.context.end_time).alias("end_time"),
+        )
+        .first()
+    )
+    assert (row.id, row.age, row.created, row.updated) == ("596e275826f08b2730779e1f", 25, 1735934393769, 1735934393769)
+    assert row.deleted == datetime(2025, 1, 3, 19, 59, 53, 769000)
+    assert math.isnan(row.nan) and row.inf == math.inf and row.ninf == -math.inf and row.zero == 0.0
+    assert (row.decimal, row.symbol, row.lat, row.lon) == (3.14, "symbol", 31.2304, 121.4737)
+    assert row.end_time == 1735934393769
+
+
+def test_dates_in_every_encoding(spark):
+    texts = [
+        '{"$date": 1739455297970}',  # strict v1 (after)
+        '{"$date": "2025-02-13T14:01:37.97Z"}',  # relaxed v2 (updatedFields)
+        '{"$date": {"$numberLong": "1739455297970"}}',  # canonical v2
+        '"2025-02-13T14:01:37.970Z"',  # a plain ISO string
+    ]
+    rows = (
+        spark.createDataFrame([(f'{{"ts": {t}}}',) for t in texts], "t string")
+        .select(T.ext_json_timestamp(F.from_json("t", "ts string").ts).alias("ts"))
+        .collect()
+    )
+    assert [r.ts for r in rows] == [datetime(2025, 2, 13, 14, 1, 37, 970000)] * 4
+
+
+# --- our readings in the recorded envelopes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_schema", [False, True], ids=["schemaless", "with_schema"])
+@pytest.mark.parametrize("op", ["c", "r", "u"])
+def test_reading_events_map_to_cassandra_rows(spark, data_dir, readings, op, with_schema):
+    factory = EnvelopeFactory(data_dir, with_schema)
+    changes = decode(spark, [factory.change(op, r) for r in readings])
+    assert {r.change_kind for r in changes.select("change_kind").collect()} == {T.UPSERT}
+    rows = T.to_reading_rows(T.last_changes(changes))
+    expected = expected_reading_rows(spark, readings)
+    assert_df_equality(rows.orderBy("event_id"), expected.orderBy("event_id"), ignore_nullable=True)
+
+
+def test_first_row_spot_checked(spark, data_dir, readings):
+    factory = EnvelopeFactory(data_dir, False)
+    row = T.to_reading_rows(T.last_changes(decode(spark, [factory.change("c", readings[0])]))).first()
+    # 2013-03-01 00:00 Beijing = 2013-02-28 16:00 UTC: the day partition is the UTC date
+    assert (row.station_id, row.day, row.ts) == ("aotizhongxin", date(2013, 2, 28), datetime(2013, 2, 28, 16, 0))
+    assert (row.event_id, row.pm25, row.pm10, row.co, row.schema_version) == (
+        "uci-beijing:aotizhongxin:20130228T160000Z",
+        4.0,
+        4.0,
+        300.0,
+        1,
+    )
+
+
+def test_patch_from_relaxed_updated_fields(spark, data_dir, readings):
+    factory = EnvelopeFactory(data_dir, True)
+    event_id = readings[0]["event_id"]
+    new_ingested = datetime(2026, 2, 1, 12, 30, 15, 250000, tzinfo=UTC)
+    changes = decode(spark, [factory.patch(event_id, {"pm25": 99.5, "ingested_at": new_ingested})])
+    assert changes.select("change_kind").first().change_kind == T.PATCH
+    row = T.to_patch_rows(T.last_changes(changes)).first()
+    assert (row.station_id, row.day, row.ts) == ("aotizhongxin", date(2013, 2, 28), datetime(2013, 2, 28, 16, 0))
+    assert row.pm25 == 99.5 and row.ingested_at == datetime(2026, 2, 1, 12, 30, 15, 250000)
+    assert row.pm10 is None and row.source is None  # not named by the patch: left as Cassandra has it
+
+
+@pytest.mark.parametrize("with_schema", [False, True], ids=["schemaless", "with_schema"])
+def test_delete_is_routed_by_the_key_and_the_tombstone_passed_over(spark, data_dir, readings, with_schema):
+    factory = EnvelopeFactory(data_dir, with_schema)
+    changes = decode(spark, factory.delete(readings[5]["event_id"]))
+    assert [r.change_kind for r in changes.orderBy("offset").collect()] == [T.DELETE, T.TOMBSTONE]
+    assert changes.where(F.col("quarantine_reason").isNotNull()).count() == 0
+    keys = T.delete_keys(T.last_changes(changes)).collect()
+    assert [tuple(k) for k in keys] == [("aotizhongxin", date(2013, 2, 28), datetime(2013, 2, 28, 21, 0))]
+
+
+def test_heartbeat_is_passed_over(spark):
+    changes = decode(spark, [(b'{"serverName": "aqcdc"}', b'{"ts_ms": 1767225600000}')])
+    row = changes.select("change_kind", "quarantine_reason").first()
+    assert (row.change_kind, row.quarantine_reason) == (T.HEARTBEAT, None)
+
+
+def test_last_change_per_reading_wins_within_a_batch(spark, data_dir, readings):
+    f = EnvelopeFactory(data_dir, False)
+    a, b, c = readings[0], readings[1], readings[2]
+    updated_b = {**b, "pm25": 1234.0}
+    messages = [
+        f.change("c", a),
+        f.change("u", {**a, "pm25": 7.0}),
+        *f.delete(a["event_id"]),  # a: created, updated, deleted -> delete
+        *f.delete(b["event_id"]),
+        f.change("c", updated_b),  # b: deleted then re-created -> upsert with the new value
+        f.change("c", c),
+        f.patch(c["event_id"], {"pm10": 1.0}),
+        f.patch(c["event_id"], {"pm10": 2.0, "no2": 3.0}),  # c: upsert, then the patches merged
+    ]
+    last = T.last_changes(decode(spark, messages))
+    got = {(r.event_id, r.change_kind): r.document for r in last.collect()}
+    assert set(got) == {
+        (a["event_id"], T.DELETE),
+        (b["event_id"], T.UPSERT),
+        (c["event_id"], T.UPSERT),
+        (c["event_id"], T.PATCH),
+    }
+    assert got[(b["event_id"], T.UPSERT)].pm25 == 1234.0
+    patch = got[(c["event_id"], T.PATCH)]
+    assert (patch.pm10, patch.no2, patch.pm25) == (2.0, 3.0, None)
+
+
+# --- quarantine ----------------------------------------------------------------------------------------------
+
+
+def _with_after(factory: EnvelopeFactory, reading: dict, mutate) -> tuple[bytes, bytes]:
+    key, value = factory.change("c", reading)
+    event = json.loads(value)
+    doc = json.loads(event["after"])
+    mutate(doc)
+    event["after"] = json.dumps(doc)
+    return key, json.dumps(event).encode()
+
+
+def test_each_bad_event_is_quarantined_with_its_reason(spark, data_dir, readings):
+    f = EnvelopeFactory(data_dir, False)
+    good_key, good_value = f.change("c", readings[0])
+    event = json.loads(good_value)
+    cases = {
+        T.UNPARSEABLE_ENVELOPE: (good_key, b"not json"),
+        T.UNKNOWN_OP: (good_key, json.dumps({**event, "op": "x"}).encode()),
+        T.MISSING_DOCUMENT: (good_key, json.dumps({**event, "after": None}).encode()),
+        T.UNPARSEABLE_DOCUMENT: (good_key, json.dumps({**event, "after": "[1, 2"}).encode()),
+        T.UNROUTABLE_KEY: (json.dumps({"id": '{"$oid": "67ab25755c0d5ac87eb8c632"}'}).encode(), good_value),
+        T.MISSING_FIELD: _with_after(f, readings[0], lambda d: d.pop("source")),
+        T.WRONG_TYPE: _with_after(f, readings[0], lambda d: d.update(pm25="high")),
+        T.UNKNOWN_SCHEMA_VERSION: _with_after(f, readings[0], lambda d: d.update(schema_version=7)),
+        T.KEY_MISMATCH: _with_after(f, readings[0], lambda d: d.update(station_id="dongsi")),
+    }
+    changes = decode(spark, list(cases.values()))
+    quarantined = T.quarantine_records(changes, F.lit(KAFKA_TS)).orderBy("offset").collect()
+    assert [q.reason_code for q in quarantined] == list(cases)
+    assert [q.value for q in quarantined] == [bytearray(v) for _, v in cases.values()]
+    assert quarantined[2].reason == f"{T.MISSING_DOCUMENT}: no after and no updateDescription"
+    assert quarantined[6].reason.startswith(f"{T.WRONG_TYPE}: pm25: ")
+    assert quarantined[5].reason == f"{T.MISSING_FIELD}: source"
+    # the good event next to them goes through
+    assert decode(spark, [(good_key, good_value)]).first().change_kind == T.UPSERT
+
+
+# --- aggregates -------------------------------------------------------------------------------------------------
+
+
+def _reading_rows(spark, data_dir, readings):
+    f = EnvelopeFactory(data_dir, False)
+    return T.to_reading_rows(T.last_changes(decode(spark, [f.change("c", r) for r in readings])))
+
+
+def test_aggregates_equal_an_independent_pandas_computation(spark, data_dir):
+    """Three real days of two Beijing stations (NA gaps included) through the envelope → rows → windows."""
+    readings = beijing_readings(data_dir, "Aotizhongxin", 72) + beijing_readings(data_dir, "Dongsi", 72, start=24)
+    aggregates = T.aggregate_rows(T.window_aggregates(_reading_rows(spark, data_dir, readings)), F.lit(KAFKA_TS))
+    actual = aggregates.toPandas()
+    assert len(actual) == 2 * 72 + 2 * 4  # 72 hours each; 3 UTC days + the partial 4th (Beijing is UTC+8)
+    assert_aggregates_equal(actual, pandas_aggregates(readings))
+    assert actual["updated_at"].eq(KAFKA_TS).all()
+
+
+def test_touched_windows_and_changed_aggregates(spark, data_dir, readings):
+    rows = _reading_rows(spark, data_dir, readings)
+    f = EnvelopeFactory(data_dir, False)
+    last = T.last_changes(decode(spark, [f.change("u", readings[0]), *f.delete(readings[30]["event_id"])]))
+    touched = {tuple(r) for r in T.touched_windows(last).collect()}
+    assert touched == {
+        ("aotizhongxin", "1h", datetime(2013, 2, 28, 16)),
+        ("aotizhongxin", "1d", datetime(2013, 2, 28)),
+        ("aotizhongxin", "1h", datetime(2013, 3, 1, 22)),
+        ("aotizhongxin", "1d", datetime(2013, 3, 1)),
+    }
+    current = T.aggregate_rows(T.window_aggregates(rows), F.lit(KAFKA_TS))
+    assert T.changed_aggregates(current, current).count() == 0  # a replay writes nothing
+    stored = current.withColumn(
+        "pm25_mean", F.when(F.col("window_size") == "1d", F.col("pm25_mean") + 1e-12).otherwise(F.col("pm25_mean"))
+    )
+    assert T.changed_aggregates(current, stored).count() == 0  # float noise is no change
+    stored = current.withColumn(
+        "pm25_max",
+        F.when((F.col("window_start") == datetime(2013, 3, 1)) & (F.col("window_size") == "1d"), F.lit(-1.0)).otherwise(
+            F.col("pm25_max")
+        ),
+    )
+    changed = T.changed_aggregates(current, stored).collect()
+    assert [(r.window_size, r.window_start) for r in changed] == [("1d", datetime(2013, 3, 1))]
+    assert T.changed_aggregates(current, current.limit(0)).count() == current.count()  # all new
+
+
+def test_aqi_applies_to_rows_and_window_means(spark, data_dir, readings):
+    from jobs.cdc_to_cassandra import aggregate_aqi, reading_aqi
+
+    f = EnvelopeFactory(data_dir, False)
+    rows = T.to_reading_rows(T.last_changes(decode(spark, [f.change("c", r) for r in readings])), reading_aqi)
+    assert rows.where(F.col("aqi_us").isNotNull() & F.col("eaqi").isNotNull()).count() > 0
+    aggregates = T.aggregate_rows(T.window_aggregates(rows), F.lit(KAFKA_TS), aggregate_aqi)
+    assert aggregates.where(F.col("aqi_us").isNotNull()).count() > 0
+    assert aggregates.columns == [
+        f.name for f in __import__("schemas.cassandra").cassandra.aggregates_row_spark_schema()
+    ]
+
+
+def test_extended_json_encoder_matches_the_recorded_strict_form(data_dir):
+    """Our encoder writes dates and longs as the recorded connector output does (strict v1)."""
+    _, _, value, _ = recorded_events(data_dir)[0]
+    recorded = json.loads(json.loads(value)["after"])
+    ours = json.loads(
+        extended_json({"updated_at": datetime.fromtimestamp(1739455297.970, tz=UTC), "sent_at": 1736207571013})
+    )
+    assert ours["updated_at"] == recorded["updated_at"] == {"$date": 1739455297970}
+    assert ours["sent_at"] == recorded["created_at"] == {"$numberLong": "1736207571013"}
