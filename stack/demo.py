@@ -40,7 +40,7 @@ def run(args: list[str], quiet: bool = False, env: dict | None = None, show_all:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env or {})},
     )
     tail: list[str] = []
     assert proc.stdout is not None
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("AQSTREAM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
     )
-    parser.add_argument("--beijing-rows", type=int, default=2000, help="readings per Beijing station file")
+    parser.add_argument("--beijing-rows", type=int, default=2000, help="Beijing readings (six stations, time order)")
     parser.add_argument("--keep-running", action="store_true", help="leave the stack up at the end")
     parser.add_argument("--live", action="store_true", help="live Open-Meteo API instead of recorded responses")
     args = parser.parse_args(argv)
