@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from collectors import openaq, openmeteo, replay
 from collectors.httpclient import HttpClient, HttpError, HttpSettings
@@ -339,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         return command(args, settings, stop)
     except UsageError as exc:
         log.error("%s", exc)
+        return 2
+    except ValidationError as exc:  # a bad setting: name it and stop before anything is sent
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in exc.errors()]
+        log.error("invalid settings: %s", "; ".join(problems))
         return 2
     except HttpError as exc:
         log.error("%s", exc)

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 log = logging.getLogger("collectors.sink")
 
@@ -41,6 +41,16 @@ class KafkaSettings(BaseModel):
     delivery_timeout_ms: int = Field(default=30_000, gt=0)
     max_block_ms: int = Field(default=10_000, gt=0)  # send() waiting for metadata of an absent broker
     batch_size: int = Field(default=500, gt=0)  # readings per flush
+
+    @model_validator(mode="after")
+    def _delivery_covers_a_request(self) -> KafkaSettings:
+        # the Kafka producer refuses this combination; say so at start, naming the field
+        if self.delivery_timeout_ms < self.linger_ms + self.request_timeout_ms:
+            raise ValueError(
+                f"delivery_timeout_ms ({self.delivery_timeout_ms}) must be at least linger_ms + request_timeout_ms "
+                f"({self.linger_ms + self.request_timeout_ms})"
+            )
+        return self
 
 
 @dataclass
@@ -171,10 +181,12 @@ class KafkaSink:
 
     def _deliver(self, readings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send and flush; returns the readings Kafka did not acknowledge."""
-        from kafka.errors import KafkaError
+        from kafka.errors import KafkaConfigurationError, KafkaError
 
         try:
             producer = self._connect()
+        except KafkaConfigurationError:
+            raise  # a setting Kafka refuses is not an outage: spooling would hide it
         except KafkaError as exc:
             log.warning("Kafka at %s unreachable (%s)", self.settings.bootstrap_servers, type(exc).__name__)
             return readings

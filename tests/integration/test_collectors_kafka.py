@@ -161,11 +161,12 @@ def test_kafka_stopped_mid_run_spools_then_delivers(stack, data_dir, tmp_path):
                 "--max-block-ms",
                 "3000",
                 "--delivery-timeout-ms",
-                "6000",
+                "12000",
             ]
         )
 
     assert run(parts[0]) == 0
+    assert not Spool(spool).files(), "Kafka was up: the first part must not be spooled"
     stack.stop_service("kafka")
     try:
         assert run(parts[1]) == 0

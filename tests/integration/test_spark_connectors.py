@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from cassandra.cluster import Cluster
 from kafka import KafkaProducer
 from pymongo import MongoClient
+from pyspark.errors import AnalysisException
 
 SINGLE_PARTITION = "com.mongodb.spark.sql.connector.read.partitioner.SinglePartitionPartitioner"
 
@@ -77,9 +79,19 @@ def test_cassandra_connector_writes_rows(stack, spark):
         )
         session.execute(f"CREATE TABLE aqstream_smoke.{table} (k text PRIMARY KEY, v double)")
         df = spark.createDataFrame([("x", 1.5), ("y", 2.5)], "k string, v double")
-        df.write.format("org.apache.spark.sql.cassandra").mode("append").options(
-            keyspace="aqstream_smoke", table=table
-        ).save()
+        # the connector's long-lived session learns of a keyspace created a moment ago by schema
+        # events, asynchronously; the jobs never race like this (the schema is set up beforehand)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                df.write.format("org.apache.spark.sql.cassandra").mode("append").options(
+                    keyspace="aqstream_smoke", table=table
+                ).save()
+                break
+            except AnalysisException as exc:
+                if "Couldn't find" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
         rows = sorted((r.k, r.v) for r in session.execute(f"SELECT k, v FROM aqstream_smoke.{table}"))
     finally:
         cluster.shutdown()
