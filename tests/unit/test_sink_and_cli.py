@@ -36,7 +36,10 @@ def _closed_port() -> int:
 
 def test_unreachable_kafka_spools_everything_in_order(tmp_path):
     settings = KafkaSettings(
-        bootstrap_servers=f"127.0.0.1:{_closed_port()}", max_block_ms=1000, delivery_timeout_ms=2000
+        bootstrap_servers=f"127.0.0.1:{_closed_port()}",
+        max_block_ms=1000,
+        request_timeout_ms=1000,
+        delivery_timeout_ms=2000,
     )
     sink = KafkaSink(settings, Spool(tmp_path))
     readings = [_reading(hours=h) for h in range(5)]
