@@ -50,7 +50,6 @@ batch, and a replayed batch rewrites the same rows.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -64,8 +63,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from jobs.config import ConfigError, PipelineConfig, load_config
-from jobs.session import build_spark
+from jobs.config import PipelineConfig
+from jobs.runner import run_job, start_foreach_batch
 from jobs.sinks import delete_from_cassandra, merge_into_delta, read_cassandra, with_retries, write_cassandra
 from jobs.transforms import cdc as T
 from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
@@ -274,45 +273,11 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool = Fal
     changes = decode(read_cdc_topic(spark, config), config).withWatermark(
         "event_time", config.streaming.aggregate_watermark
     )
-    writer = (
-        changes.writeStream.queryName(QUERY_NAME)
-        .foreachBatch(CdcBatchWriter(config))
-        .option("checkpointLocation", config.paths.checkpoint(QUERY_NAME))
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if available_now
-        else writer.trigger(processingTime=config.streaming.trigger_interval)
-    )
-    return writer.start()
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="cdc_to_cassandra", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", default=None, help="pipeline config TOML (default conf/pipeline.toml)")
-    parser.add_argument("--available-now", action="store_true", help="process what is in the topic, then stop")
-    return parser.parse_args(argv)
+    return start_foreach_batch(changes, QUERY_NAME, CdcBatchWriter(config), config, available_now)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    spark = build_spark(config, "aqstream-cdc_to_cassandra")
-    query = start(spark, config, available_now=args.available_now)
-    log.info("query %s started (id %s); Spark UI at %s", QUERY_NAME, query.id, spark.sparkContext.uiWebUrl)
-    try:
-        query.awaitTermination()
-    finally:
-        query.stop()
-    return 0
+    return run_job(QUERY_NAME, __doc__, start, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ at ``<paths.checkpoint_root>/raw_to_mongo``: a restart resumes from the last com
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
@@ -31,8 +30,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from jobs.config import ConfigError, PipelineConfig, load_config
-from jobs.session import build_spark
+from jobs.config import PipelineConfig
+from jobs.runner import run_job, start_foreach_batch
 from jobs.sinks import merge_into_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
 from schemas.reading import READING_FIELDS, SCHEMA_VERSION, reading_spark_schema
@@ -133,46 +132,11 @@ class RawBatchWriter:
 
 
 def start(spark: SparkSession, config: PipelineConfig, available_now: bool = False) -> StreamingQuery:
-    writer = (
-        read_raw_topic(spark, config)
-        .writeStream.queryName(QUERY_NAME)
-        .foreachBatch(RawBatchWriter(config))
-        .option("checkpointLocation", config.paths.checkpoint(QUERY_NAME))
-    )
-    writer = (
-        writer.trigger(availableNow=True)
-        if available_now
-        else writer.trigger(processingTime=config.streaming.trigger_interval)
-    )
-    return writer.start()
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="raw_to_mongo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", default=None, help="pipeline config TOML (default conf/pipeline.toml)")
-    parser.add_argument("--available-now", action="store_true", help="process what is in the topic, then stop")
-    return parser.parse_args(argv)
+    return start_foreach_batch(read_raw_topic(spark, config), QUERY_NAME, RawBatchWriter(config), config, available_now)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    spark = build_spark(config, "aqstream-raw_to_mongo")
-    query = start(spark, config, available_now=args.available_now)
-    log.info("query %s started (id %s); Spark UI at %s", QUERY_NAME, query.id, spark.sparkContext.uiWebUrl)
-    try:
-        query.awaitTermination()
-    finally:
-        query.stop()
-    return 0
+    return run_job(QUERY_NAME, __doc__, start, argv)
 
 
 if __name__ == "__main__":

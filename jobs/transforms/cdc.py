@@ -35,6 +35,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from jobs.transforms.quarantine import first_of, quarantine_rows, reason
 from schemas.cassandra import AGGREGATE_STATS, AQI_COLUMNS, readings_table_columns
 from schemas.debezium import debezium_envelope_schema, debezium_key_schema, document_id_col
 from schemas.reading import (
@@ -202,17 +203,6 @@ def parse_changes(kafka_rows: DataFrame, schemas_enabled: bool | None = None) ->
     )
 
 
-def _first(checks: Iterable[tuple[Column, Column]]) -> Column:
-    expr = None
-    for condition, value in checks:
-        expr = F.when(condition, value) if expr is None else expr.when(condition, value)
-    return expr if expr is not None else F.lit(None).cast("string")
-
-
-def _reason(code: str, detail: Column | str) -> Column:
-    return F.concat(F.lit(f"{code}: "), F.lit(detail) if isinstance(detail, str) else detail)
-
-
 def classify_changes(parsed: DataFrame, supported_schema_versions: Iterable[int]) -> DataFrame:
     """Add ``change_kind``, ``quarantine_reason``, and the routing key ``event_id``, ``station_id``,
     ``day``, ``event_time`` (all from the document key, so an upsert and a delete of the same reading
@@ -227,7 +217,7 @@ def classify_changes(parsed: DataFrame, supported_schema_versions: Iterable[int]
     routable = doc_id.rlike(_EVENT_ID_PATTERN) & event_id_ts_col(doc_id).isNotNull()
     is_upsert = op.isin("r", "c", "u") & has_after
     is_patch = (op == "u") & ~has_after & has_updated
-    kind_by_shape = _first(
+    kind_by_shape = first_of(
         [
             (value.isNull(), F.lit(TOMBSTONE)),
             (not_an_event, F.lit(QUARANTINE)),
@@ -240,7 +230,7 @@ def classify_changes(parsed: DataFrame, supported_schema_versions: Iterable[int]
     versions = list(supported_schema_versions)
     checks: list[tuple[Column, Column]] = [
         (not_an_event, F.lit(f"{UNPARSEABLE_ENVELOPE}: not a JSON Debezium change event")),
-        (op.isNull() | ~op.isin("r", "c", "u", "d"), _reason(UNKNOWN_OP, F.coalesce(op, F.lit("null")))),
+        (op.isNull() | ~op.isin("r", "c", "u", "d"), reason(UNKNOWN_OP, F.coalesce(op, F.lit("null")))),
         (
             op.isin("r", "c", "u") & ~has_after & ~has_updated,
             F.lit(f"{MISSING_DOCUMENT}: no after and no updateDescription"),
@@ -252,7 +242,7 @@ def classify_changes(parsed: DataFrame, supported_schema_versions: Iterable[int]
         ),
         (
             ~routable,
-            _reason(
+            reason(
                 UNROUTABLE_KEY,
                 F.concat(
                     F.lit("document id is not an event id: "), F.substring(F.coalesce(doc_id, F.lit("null")), 1, 80)
@@ -266,7 +256,7 @@ def classify_changes(parsed: DataFrame, supported_schema_versions: Iterable[int]
         checks.append(
             (
                 op.isin("r", "c", "u") & present & doc.getField(spec.name).isNull(),
-                _reason(
+                reason(
                     WRONG_TYPE,
                     F.concat(
                         F.lit(f"{spec.name}: "),
@@ -287,7 +277,7 @@ def classify_changes(parsed: DataFrame, supported_schema_versions: Iterable[int]
     checks.append(
         (
             schema_version.isNotNull() & ~schema_version.isin(versions),
-            _reason(
+            reason(
                 UNKNOWN_SCHEMA_VERSION,
                 F.concat(F.lit("schema_version "), schema_version.cast("string"), F.lit(f" not in {versions}")),
             ),
@@ -305,15 +295,15 @@ def classify_changes(parsed: DataFrame, supported_schema_versions: Iterable[int]
                     & (F.date_trunc("second", doc.getField("ts")) != event_id_ts_col(doc_id))
                 )
             ),
-            _reason(KEY_MISMATCH, F.concat(F.lit("event_id/station_id/ts disagree with _id "), doc_id)),
+            reason(KEY_MISMATCH, F.concat(F.lit("event_id/station_id/ts disagree with _id "), doc_id)),
         )
     )
-    reason = F.when(F.col("change_kind_shape").isin(TOMBSTONE, HEARTBEAT), F.lit(None).cast("string")).otherwise(
-        _first(checks)
+    why = F.when(F.col("change_kind_shape").isin(TOMBSTONE, HEARTBEAT), F.lit(None).cast("string")).otherwise(
+        first_of(checks)
     )
     return (
         parsed.withColumn("change_kind_shape", kind_by_shape)
-        .withColumn("quarantine_reason", reason)
+        .withColumn("quarantine_reason", why)
         .withColumn(
             "change_kind",
             F.when(F.col("quarantine_reason").isNotNull(), F.lit(QUARANTINE)).otherwise(
@@ -499,20 +489,9 @@ def changed_aggregates(recomputed: DataFrame, existing: DataFrame, rel_tol: floa
 
 
 def quarantine_records(changes: DataFrame, quarantined_at: Column) -> DataFrame:
-    """The changes that could not be applied: original bytes, Kafka coordinates, reason
-    (the same shape as the raw job's quarantine, :data:`jobs.transforms.raw_readings.QUARANTINE_SCHEMA`)."""
-    reason = F.col("quarantine_reason")
-    return changes.where(F.col("change_kind") == QUARANTINE).select(
-        F.col("topic"),
-        F.col("partition"),
-        F.col("offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key"),
-        F.col("value"),
-        F.substring_index(reason, ":", 1).alias("reason_code"),
-        reason.alias("reason"),
-        quarantined_at.alias("quarantined_at"),
-    )
+    """The changes that could not be applied, in the raw job's quarantine shape (original bytes,
+    Kafka coordinates, reason: :data:`jobs.transforms.quarantine.QUARANTINE_SCHEMA`)."""
+    return quarantine_rows(changes.where(F.col("change_kind") == QUARANTINE), quarantined_at)
 
 
 # --- AQI -------------------------------------------------------------------------------------------------

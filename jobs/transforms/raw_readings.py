@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    BinaryType,
     DoubleType,
     FloatType,
     IntegerType,
@@ -22,8 +21,9 @@ from pyspark.sql.types import (
     StringType,
     StructField,
     StructType,
-    TimestampType,
 )
+
+from jobs.transforms.quarantine import first_of, quarantine_rows, reason
 
 CORRUPT_COLUMN = "_corrupt_record"
 
@@ -49,19 +49,6 @@ REASON_CODES = (
     FUTURE_TIMESTAMP,
 )
 
-QUARANTINE_SCHEMA = StructType(
-    [
-        StructField("topic", StringType(), False),
-        StructField("partition", IntegerType(), False),
-        StructField("offset", LongType(), False),
-        StructField("kafka_timestamp", TimestampType(), True),
-        StructField("key", BinaryType(), True),
-        StructField("value", BinaryType(), True),
-        StructField("reason_code", StringType(), False),
-        StructField("reason", StringType(), False),
-        StructField("quarantined_at", TimestampType(), False),
-    ]
-)
 
 _NUMERIC = (DoubleType, FloatType, IntegerType, LongType)
 
@@ -86,19 +73,6 @@ def parse_readings(decoded: DataFrame, reading_schema: StructType) -> DataFrame:
     )
 
 
-def _first_reason(checks: Iterable[tuple[Column, Column]]) -> Column:
-    """CASE WHEN c1 THEN r1 WHEN c2 THEN r2 … END: the first failing check's reason, else null."""
-    expr = None
-    for condition, reason in checks:
-        expr = F.when(condition, reason) if expr is None else expr.when(condition, reason)
-    return expr if expr is not None else F.lit(None).cast("string")
-
-
-def _reason(code: str, detail: Column | str) -> Column:
-    detail_col = F.lit(detail) if isinstance(detail, str) else detail
-    return F.concat(F.lit(f"{code}: "), detail_col)
-
-
 def with_quarantine_reason(
     parsed: DataFrame,
     reading_schema: StructType,
@@ -120,7 +94,7 @@ def with_quarantine_reason(
         (value.isNull() | (F.length(value) == 0), F.lit(f"{EMPTY}: the message has no value")),
         (
             F.length(value) > max_record_bytes,
-            _reason(TOO_LARGE, F.format_string(f"%d bytes > {max_record_bytes}", F.length(value))),
+            reason(TOO_LARGE, F.format_string(f"%d bytes > {max_record_bytes}", F.length(value))),
         ),
         (F.encode(text, "UTF-8") != value, F.lit(f"{NOT_UTF8}: the value is not valid UTF-8")),
         (~looks_like_object, F.lit(f"{UNPARSEABLE}: not a JSON object")),
@@ -132,7 +106,7 @@ def with_quarantine_reason(
         checks.append(
             (
                 corrupt.isNotNull() & present & reading.getField(field.name).isNull(),
-                _reason(
+                reason(
                     WRONG_TYPE,
                     F.concat(
                         F.lit(f"{field.name} is not {field.dataType.simpleString()}: "),
@@ -147,7 +121,7 @@ def with_quarantine_reason(
     checks.append(
         (
             ~reading.getField("schema_version").isin(versions),
-            _reason(
+            reason(
                 UNKNOWN_SCHEMA_VERSION,
                 F.concat(
                     F.lit("schema_version "),
@@ -162,7 +136,7 @@ def with_quarantine_reason(
         checks.append(
             (
                 field_value.isNotNull() & (F.isnan(field_value) | (field_value < low) | (field_value > high)),
-                _reason(
+                reason(
                     OUT_OF_RANGE,
                     F.format_string(f"{name}=%s outside [{low:g}, {high:g}]", field_value.cast("string")),
                 ),
@@ -171,10 +145,10 @@ def with_quarantine_reason(
     checks.append(
         (
             reading.getField("ts") > now + F.expr(f"INTERVAL {future_tolerance}"),
-            _reason(FUTURE_TIMESTAMP, F.concat(F.lit("ts "), reading.getField("ts").cast("string"))),
+            reason(FUTURE_TIMESTAMP, F.concat(F.lit("ts "), reading.getField("ts").cast("string"))),
         )
     )
-    return parsed.withColumn("quarantine_reason", _first_reason(checks))
+    return parsed.withColumn("quarantine_reason", first_of(checks))
 
 
 def valid_readings(checked: DataFrame, reading_schema: StructType) -> DataFrame:
@@ -186,18 +160,7 @@ def valid_readings(checked: DataFrame, reading_schema: StructType) -> DataFrame:
 
 def quarantine_records(checked: DataFrame, quarantined_at: Column) -> DataFrame:
     """The records that failed a check: original bytes, Kafka coordinates, reason."""
-    reason = F.col("quarantine_reason")
-    return checked.where(reason.isNotNull()).select(
-        F.col("topic"),
-        F.col("partition"),
-        F.col("offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        F.col("key"),
-        F.col("value"),
-        F.substring_index(reason, ":", 1).alias("reason_code"),
-        reason.alias("reason"),
-        quarantined_at.alias("quarantined_at"),
-    )
+    return quarantine_rows(checked.where(F.col("quarantine_reason").isNotNull()), quarantined_at)
 
 
 def drop_duplicate_readings(readings: DataFrame) -> DataFrame:

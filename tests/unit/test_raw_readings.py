@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.transforms import raw_readings as T
+from jobs.transforms.quarantine import QUARANTINE_SCHEMA
 from schemas.reading import READING_FIELDS, SCHEMA_VERSION, build_reading, reading_spark_schema
 
 SCHEMA = reading_spark_schema()
@@ -148,7 +149,7 @@ def test_quarantine_rows_keep_bytes_coordinates_and_reason(spark, beijing_readin
                 NOW.replace(tzinfo=None),
             )
         ],
-        T.QUARANTINE_SCHEMA,
+        QUARANTINE_SCHEMA,
     )
     assert_df_equality(quarantined, expected, ignore_nullable=True)
 

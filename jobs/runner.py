@@ -1,0 +1,66 @@
+"""What every aqstream entry point does the same way: start a foreachBatch query, run a job's main.
+
+A job module keeps its own source, transforms and batch writer; this module only wires them:
+trigger (``--available-now`` or the configured interval), one checkpoint per query, logging, the
+config error at start, and a query that is stopped on the way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.session import build_spark
+
+StartQuery = Callable[[SparkSession, PipelineConfig, bool], StreamingQuery]
+
+
+def start_foreach_batch(
+    stream: DataFrame,
+    name: str,
+    write_batch: Callable[[DataFrame, int], None],
+    config: PipelineConfig,
+    available_now: bool,
+) -> StreamingQuery:
+    """Start ``stream`` → ``write_batch`` with its checkpoint at ``<checkpoint_root>/<name>``."""
+    writer = (
+        stream.writeStream.queryName(name)
+        .foreachBatch(write_batch)
+        .option("checkpointLocation", config.paths.checkpoint(name))
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=config.streaming.trigger_interval)
+    return writer.start()
+
+
+def run_job(name: str, usage: str | None, start: StartQuery, argv: list[str] | None = None) -> int:
+    """Parse ``--config``/``--available-now``, build the session, start the query, wait for it."""
+    parser = argparse.ArgumentParser(prog=name, description=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help="pipeline config TOML (default conf/pipeline.toml)")
+    parser.add_argument("--available-now", action="store_true", help="process what is in the topic, then stop")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    spark = build_spark(config, f"aqstream-{name}")
+    query = start(spark, config, args.available_now)
+    logging.getLogger(f"aqstream.{name}").info(
+        "query %s started (id %s); Spark UI at %s", name, query.id, spark.sparkContext.uiWebUrl
+    )
+    try:
+        query.awaitTermination()  # raises if a batch failed: the job exits non-zero, loudly
+    finally:
+        query.stop()
+    return 0
