@@ -12,10 +12,23 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.config import PipelineConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The rows Spark's Kafka source yields: what both jobs' batch functions receive.
+KAFKA_SOURCE_SCHEMA = StructType(
+    [
+        StructField("key", BinaryType(), True),
+        StructField("value", BinaryType(), True),
+        StructField("topic", StringType(), False),
+        StructField("partition", IntegerType(), False),
+        StructField("offset", LongType(), False),
+        StructField("timestamp", TimestampType(), True),
+    ]
+)
 
 
 def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str) -> tuple[PipelineConfig, dict]:

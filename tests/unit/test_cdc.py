@@ -9,7 +9,6 @@ from datetime import UTC, date, datetime
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
-from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.transforms import cdc as T
 from schemas.cassandra import readings_row_spark_schema, readings_table_columns
@@ -22,23 +21,14 @@ from tests.support.cdc_events import (
     pandas_aggregates,
     recorded_events,
 )
+from tests.support.pipeline import KAFKA_SOURCE_SCHEMA
 
-KAFKA_SCHEMA = StructType(
-    [
-        StructField("key", BinaryType(), True),
-        StructField("value", BinaryType(), True),
-        StructField("topic", StringType(), False),
-        StructField("partition", IntegerType(), False),
-        StructField("offset", LongType(), False),
-        StructField("timestamp", TimestampType(), True),
-    ]
-)
 KAFKA_TS = datetime(2026, 1, 1, 0, 0)
 
 
 def kafka_rows(spark, messages: list[tuple[bytes | None, bytes | None]], partition: int = 0):
     rows = [(k, v, "aqcdc.airquality.readings_raw", partition, i, KAFKA_TS) for i, (k, v) in enumerate(messages)]
-    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+    return spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA)
 
 
 def decode(spark, messages, schemas_enabled=None):

@@ -9,23 +9,13 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
-from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.transforms import raw_readings as T
 from jobs.transforms.quarantine import QUARANTINE_SCHEMA
 from schemas.reading import READING_FIELDS, SCHEMA_VERSION, build_reading, reading_spark_schema
+from tests.support.pipeline import KAFKA_SOURCE_SCHEMA
 
 SCHEMA = reading_spark_schema()
-KAFKA_SCHEMA = StructType(
-    [
-        StructField("key", BinaryType(), True),
-        StructField("value", BinaryType(), True),
-        StructField("topic", StringType(), False),
-        StructField("partition", IntegerType(), False),
-        StructField("offset", LongType(), False),
-        StructField("timestamp", TimestampType(), True),
-    ]
-)
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 KAFKA_TS = datetime(2026, 11, 23, 11, 0)
 
@@ -56,7 +46,7 @@ def beijing_readings(data_dir) -> list[dict]:
 
 def kafka_rows(spark, values: list[bytes | None]):
     rows = [(b"k", v, "aq.readings.raw", 0, offset, KAFKA_TS) for offset, v in enumerate(values)]
-    return spark.createDataFrame(rows, KAFKA_SCHEMA)
+    return spark.createDataFrame(rows, KAFKA_SOURCE_SCHEMA)
 
 
 def check(spark, values: list[bytes | None]):
