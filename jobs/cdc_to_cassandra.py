@@ -64,7 +64,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs.config import PipelineConfig
-from jobs.runner import run_job, start_foreach_batch
+from jobs.runner import StepTimes, run_job, start_foreach_batch
 from jobs.sinks import delete_from_cassandra, merge_into_delta, read_cassandra, with_retries, write_cassandra
 from jobs.transforms import cdc as T
 from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
@@ -153,78 +153,101 @@ class CdcBatchWriter:
         cfg, cas = self.config, self.config.cassandra
         spark = changes.sparkSession
         now = datetime.now(UTC).replace(tzinfo=None)
-        kinds = {row.change_kind: row["count"] for row in changes.groupBy("change_kind").count().collect()}
+        times = StepTimes()
+        with times.step("classify"):
+            kinds = {row.change_kind: row["count"] for row in changes.groupBy("change_kind").count().collect()}
         if not kinds:
             return
 
         quarantined = T.quarantine_records(changes, F.lit(now)).persist()
         last = T.last_changes(changes).persist()
         try:
-            n_quarantined = quarantined.count()
+            n_quarantined = kinds.get(T.QUARANTINE, 0)
             if n_quarantined:
-                for row in quarantined.groupBy("reason_code").count().collect():
-                    log.warning("batch %d: %d changes quarantined: %s", batch_id, row["count"], row.reason_code)
-                with_retries(
-                    "delta cdc quarantine merge",
-                    lambda: merge_into_delta(
-                        quarantined, str(cfg.paths.cdc_quarantine), ["topic", "partition", "offset"]
-                    ),
-                )
+                with times.step("quarantine"):
+                    for row in quarantined.groupBy("reason_code").count().collect():
+                        log.warning("batch %d: %d changes quarantined: %s", batch_id, row["count"], row.reason_code)
+                    with_retries(
+                        "delta cdc quarantine merge",
+                        lambda: merge_into_delta(
+                            quarantined, str(cfg.paths.cdc_quarantine), ["topic", "partition", "offset"]
+                        ),
+                    )
 
-            upserts = last.where(F.col("change_kind") == T.UPSERT)
-            patches = last.where(F.col("change_kind") == T.PATCH)
-            deletes = last.where(F.col("change_kind") == T.DELETE)
-            n_up, n_patch, n_del = upserts.count(), patches.count(), deletes.count()
-            if n_up:
-                rows = T.to_reading_rows(upserts, reading_aqi if _with_aqi else None)
-                with_retries("cassandra readings upsert", lambda: write_cassandra(rows, cas, cas.readings_table))
-            if n_patch:
-                rows = T.to_patch_rows(patches)
-                with_retries(
-                    "cassandra readings patch",
-                    lambda: write_cassandra(rows, cas, cas.readings_table, ignore_nulls=True),
-                )
-            if n_del:
-                keys = T.delete_keys(deletes)
-                with_retries("cassandra readings delete", lambda: delete_from_cassandra(keys, cas, cas.readings_table))
+            watermark = batch_watermark(spark, self.checkpoint, batch_id)
+            with times.step("last change"):
+                # one Spark job for the counts per kind and the late changes (each count() is a job
+                # with its own fixed cost, which dominates small batches)
+                late = T.is_late(F.lit(watermark)) if watermark is not None else F.lit(False)
+                winners = {
+                    row.change_kind: row
+                    for row in last.groupBy("change_kind")
+                    .agg(
+                        F.count("*").alias("n"),
+                        F.count(F.when(late, 1)).alias("late"),
+                        F.min(F.when(late, F.col("event_time"))).alias("oldest"),
+                    )
+                    .collect()
+                }
+            n_up, n_patch, n_del = (winners[k].n if k in winners else 0 for k in (T.UPSERT, T.PATCH, T.DELETE))
+            with times.step("readings"):
+                if n_up:
+                    rows = T.to_reading_rows(
+                        last.where(F.col("change_kind") == T.UPSERT), reading_aqi if _with_aqi else None
+                    )
+                    with_retries("cassandra readings upsert", lambda: write_cassandra(rows, cas, cas.readings_table))
+                if n_patch:
+                    rows = T.to_patch_rows(last.where(F.col("change_kind") == T.PATCH))
+                    with_retries(
+                        "cassandra readings patch",
+                        lambda: write_cassandra(rows, cas, cas.readings_table, ignore_nulls=True),
+                    )
+                if n_del:
+                    keys = T.delete_keys(last.where(F.col("change_kind") == T.DELETE))
+                    with_retries(
+                        "cassandra readings delete", lambda: delete_from_cassandra(keys, cas, cas.readings_table)
+                    )
 
-            late = self._late(last, spark, batch_id)
-            n_windows, n_written, n_emptied = (
-                self._aggregates(last, spark, now) if (n_up or n_patch or n_del) else (0, 0, 0)
-            )
+            late_summary = self._late(list(winners.values()), watermark, batch_id)
+            with times.step("aggregates"):
+                n_windows, n_written, n_emptied = (
+                    self._aggregates(last, spark, now) if (n_up or n_patch or n_del) else (0, 0, 0)
+                )
             log.info(
                 "batch %d: %s; %d upserts, %d patches, %d deletes, %d quarantined; late %s; "
-                "%d windows recomputed, %d aggregate rows written, %d emptied",
+                "%d windows recomputed, %d aggregate rows written, %d emptied; %s",
                 batch_id,
                 ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
                 n_up,
                 n_patch,
                 n_del,
                 n_quarantined,
-                late,
+                late_summary,
                 n_windows,
                 n_written,
                 n_emptied,
+                times,
             )
         finally:
             quarantined.unpersist()
             last.unpersist()
 
-    def _late(self, last: DataFrame, spark: SparkSession, batch_id: int) -> str:
-        watermark = batch_watermark(spark, self.checkpoint, batch_id)
+    @staticmethod
+    def _late(winners: list, watermark: datetime | None, batch_id: int) -> str:
+        """The batch's late changes (counted per kind in the same job as the kinds) for its log line."""
         if watermark is None:
             return "unknown"
-        late = T.late_changes(last, F.lit(watermark)).agg(F.count("*").alias("n"), F.min("event_time").alias("oldest"))
-        row = late.first()
-        if row.n:
+        n = sum(row.late for row in winners)
+        if n:
+            oldest = min(row.oldest for row in winners if row.oldest is not None)
             log.warning(
                 "batch %d: %d changes later than the watermark %s (oldest ts %s): applied, windows recomputed",
                 batch_id,
-                row.n,
+                n,
                 watermark,
-                row.oldest,
+                oldest,
             )
-            return f"{row.n} (watermark {watermark}, oldest {row.oldest})"
+            return f"{n} (watermark {watermark}, oldest {oldest})"
         return f"0 (watermark {watermark})"
 
     def _aggregates(self, last: DataFrame, spark: SparkSession, now: datetime) -> tuple[int, int, int]:
@@ -255,14 +278,21 @@ class CdcBatchWriter:
                         )
                 finally:
                     changed.unpersist()
-                emptied = touched.join(rows, ["station_id", "window_size", "window_start"], "left_anti")
-                n_emptied = emptied.count()
-                if n_emptied:
+                keys = ["station_id", "window_size", "window_start"]
+                present = rows.select(*keys, F.lit(True).alias("_present"))
+                # touched and emptied windows counted in one job
+                tally = (
+                    touched.join(present, keys, "left")
+                    .agg(F.count("*").alias("touched"), F.count(F.when(F.col("_present").isNull(), 1)).alias("emptied"))
+                    .first()
+                )
+                if tally.emptied:
+                    emptied = touched.join(rows, keys, "left_anti")
                     with_retries(
                         "cassandra aggregates delete",
                         lambda: delete_from_cassandra(emptied, cas, cas.aggregates_table),
                     )
-                return touched.count(), n_written, n_emptied
+                return tally.touched, n_written, tally.emptied
             finally:
                 rows.unpersist()
         finally:

@@ -86,7 +86,7 @@ class PathsConfig(_Section):
 
 
 class StreamingConfig(_Section):
-    trigger_interval: str = "5 seconds"
+    trigger_interval: str = "1 second"
     future_tolerance: str = "10 minutes"
     max_record_bytes: int = Field(default=262144, gt=0)
     aggregate_watermark: str = "2 hours"

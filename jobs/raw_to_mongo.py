@@ -5,7 +5,7 @@ a check (bad bytes, bad JSON, wrong types, missing fields, unknown schema versio
 future timestamps) to quarantine — a Delta table and the Kafka topic ``aq.readings.quarantine``,
 with the reason, the original bytes and the Kafka coordinates — and writes the valid readings,
 one per ``event_id``, to MongoDB (upsert by ``_id``) and to the Delta bronze table (MERGE by
-``event_id``, partitioned by date). Replays and re-sent readings change nothing.
+``event_id``, with the UTC date for file skipping). Replays and re-sent readings change nothing.
 
 Usage:
     python -m jobs.submit raw_to_mongo [--config conf/pipeline.toml] [--available-now]
@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs.config import PipelineConfig
-from jobs.runner import run_job, start_foreach_batch
+from jobs.runner import StepTimes, run_job, start_foreach_batch
 from jobs.sinks import merge_into_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
 from schemas.reading import READING_FIELDS, SCHEMA_VERSION, reading_spark_schema
@@ -90,41 +90,56 @@ class RawBatchWriter:
 
     def _write(self, checked: DataFrame, batch_id: int) -> None:
         cfg = self.config
+        times = StepTimes()
         readings = T.valid_readings(checked, READING_SCHEMA)
         unique = T.drop_duplicate_readings(readings).persist()
         quarantined = T.quarantine_records(checked, F.current_timestamp()).persist()
         try:
-            rows_in = checked.count()
-            n_valid = readings.count()
-            n_unique = unique.count()
-            n_quarantined = quarantined.count()
+            with times.step("check"):
+                # one Spark job for every count (each count() would be a job with its own fixed cost)
+                valid = F.col("quarantine_reason").isNull()
+                counts = checked.agg(
+                    F.count("*").alias("rows_in"),
+                    F.count(F.when(valid, 1)).alias("valid"),
+                    F.count_distinct(F.when(valid, F.col("reading.event_id"))).alias("unique"),
+                ).first()
+                rows_in, n_valid, n_unique = counts.rows_in, counts.valid, counts.unique
+                n_quarantined = rows_in - n_valid
             if n_unique:
-                with_retries("mongo upsert", lambda: upsert_mongo(T.to_mongo_documents(unique), cfg.mongo))
-                with_retries(
-                    "delta bronze merge",
-                    lambda: merge_into_delta(T.to_bronze_rows(unique), str(cfg.paths.bronze), ["event_id"], ["date"]),
-                )
+                with times.step("mongo"):
+                    with_retries("mongo upsert", lambda: upsert_mongo(T.to_mongo_documents(unique), cfg.mongo))
+                with times.step("bronze"):
+                    with_retries(
+                        "delta bronze merge",
+                        lambda: merge_into_delta(
+                            T.to_bronze_rows(unique), str(cfg.paths.bronze), ["event_id"], prune_by=["date"]
+                        ),
+                    )
             if n_quarantined:
-                with_retries(
-                    "delta quarantine merge",
-                    lambda: merge_into_delta(quarantined, str(cfg.paths.quarantine), ["topic", "partition", "offset"]),
-                )
-                with_retries(
-                    "kafka quarantine",
-                    lambda: produce_to_kafka(
-                        T.to_quarantine_kafka_messages(quarantined),
-                        cfg.kafka.bootstrap_servers,
-                        cfg.kafka.quarantine_topic,
-                    ),
-                )
+                with times.step("quarantine"):
+                    with_retries(
+                        "delta quarantine merge",
+                        lambda: merge_into_delta(
+                            quarantined, str(cfg.paths.quarantine), ["topic", "partition", "offset"]
+                        ),
+                    )
+                    with_retries(
+                        "kafka quarantine",
+                        lambda: produce_to_kafka(
+                            T.to_quarantine_kafka_messages(quarantined),
+                            cfg.kafka.bootstrap_servers,
+                            cfg.kafka.quarantine_topic,
+                        ),
+                    )
             log.info(
-                "batch %d: %d rows in, %d valid, %d quarantined, %d duplicates dropped, %d written",
+                "batch %d: %d rows in, %d valid, %d quarantined, %d duplicates dropped, %d written in %s",
                 batch_id,
                 rows_in,
                 n_valid,
                 n_quarantined,
                 n_valid - n_unique,
                 n_unique,
+                times,
             )
         finally:
             unique.unpersist()

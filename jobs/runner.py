@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -19,6 +21,26 @@ from jobs.config import ConfigError, PipelineConfig, load_config
 from jobs.session import build_spark
 
 StartQuery = Callable[[SparkSession, PipelineConfig, bool], StreamingQuery]
+
+
+class StepTimes:
+    """Wall time of each step of one micro-batch, for its log line (where a slow batch spends its time)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.steps: dict[str, float] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        begun = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps[name] = self.steps.get(name, 0.0) + time.perf_counter() - begun
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.steps.items())
+        return f"{time.perf_counter() - self.started:.1f} s ({parts})"
 
 
 def start_foreach_batch(

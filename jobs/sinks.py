@@ -59,21 +59,26 @@ def upsert_mongo(documents: DataFrame, mongo: MongoConfig) -> None:
     )
 
 
-def merge_into_delta(rows: DataFrame, path: str, keys: list[str], partition_by: list[str] | None = None) -> None:
+def merge_into_delta(rows: DataFrame, path: str, keys: list[str], prune_by: list[str] | None = None) -> None:
     """Insert the rows whose ``keys`` are not in the Delta table yet (creating it on first use).
 
     A MERGE instead of an append: a replayed batch or a re-sent reading finds its key and is
-    skipped, so the table holds each key once.
+    skipped, so the table holds each key once. ``prune_by`` names columns that a key determines
+    (``date`` for a reading): the condition then lists the batch's values of each as literals, so
+    Delta skips, by the min/max statistics it keeps per file, every file that cannot hold a key of
+    the batch. A join condition alone (``t.date = s.date``) skips nothing, and each MERGE would
+    read the whole table, slower with every batch.
     """
     from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
 
     spark = rows.sparkSession
     if not DeltaTable.isDeltaTable(spark, path):
-        writer = rows.limit(0).write.format("delta").mode("ignore")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.save(path)
-    condition = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys + (partition_by or []))
+        rows.limit(0).write.format("delta").mode("ignore").save(path)
+    condition = F.expr(" AND ".join(f"t.`{k}` = s.`{k}`" for k in keys))
+    for column in prune_by or []:
+        values = [row[0] for row in rows.select(column).distinct().collect()]
+        condition = condition & F.col(f"t.`{column}`").isin(values)
     DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition).whenNotMatchedInsertAll().execute()
 
 

@@ -29,11 +29,14 @@ LOG_CONFIG = REPO_ROOT / "conf" / "spark-log4j2.properties"
 def python_zip(target: Path = REPO_ROOT / ".runs" / "aqstream-py.zip") -> Path:
     """jobs/ and schemas/ zipped for --py-files (rebuilt each submit, so it is never stale)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+    # written beside and renamed: a job submitted at the same moment never reads a half-written zip
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
         for package in ("jobs", "schemas"):
             for path in sorted((REPO_ROOT / package).rglob("*")):
                 if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".cql"):
                     zf.write(path, path.relative_to(REPO_ROOT))
+    os.replace(partial, target)
     return target
 
 

@@ -391,9 +391,9 @@ def delete_keys(deletes: DataFrame) -> DataFrame:
     return deletes.select(F.col("station_id"), F.col("day"), F.col("event_time").alias("ts"))
 
 
-def late_changes(routed: DataFrame, watermark: Column) -> DataFrame:
-    """Changes whose event time is older than the query's event-time watermark."""
-    return routed.where(F.col("event_time") < watermark)
+def is_late(watermark: Column) -> Column:
+    """True for a change whose event time is older than the query's event-time watermark."""
+    return F.col("event_time") < watermark
 
 
 # --- aggregates ---------------------------------------------------------------------------------------

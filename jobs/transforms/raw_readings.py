@@ -174,7 +174,7 @@ def to_mongo_documents(readings: DataFrame) -> DataFrame:
 
 
 def to_bronze_rows(readings: DataFrame) -> DataFrame:
-    """The Delta bronze row: the reading plus its UTC ``date`` partition column."""
+    """The Delta bronze row: the reading plus its UTC ``date`` (filter on it: Delta skips files by it)."""
     return readings.withColumn("date", F.to_date("ts"))
 
 

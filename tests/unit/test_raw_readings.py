@@ -160,7 +160,7 @@ def test_mongo_document_has_id_equal_event_id_and_the_raw_record(spark, beijing_
     assert list(T.to_mongo_documents(valid).columns) == ["_id", *[f.name for f in READING_FIELDS]]
 
 
-def test_bronze_rows_are_partitioned_by_utc_date(spark, beijing_readings):
+def test_bronze_rows_carry_their_utc_date(spark, beijing_readings):
     valid = T.valid_readings(check(spark, [encode(beijing_readings[0])]), SCHEMA)
     bronze = T.to_bronze_rows(valid)
     # 2013-03-01 00:00 in Beijing is still 2013-02-28 in UTC
