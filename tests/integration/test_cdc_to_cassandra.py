@@ -33,6 +33,7 @@ from tests.support.cdc_events import (
     pandas_aggregates,
     recorded_events,
 )
+from tests.support.flow import run_available_now
 from tests.support.pipeline import REPO_ROOT, isolated_config, parse_ts, produce
 
 COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm10", "no2", "so2", "co", "o3")
@@ -55,15 +56,6 @@ def cdc_env(stack, tmp_path):
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=120)
         cluster.shutdown()
-
-
-def run_job(spark, config) -> None:
-    query = job.start(spark, config, available_now=True)
-    try:
-        query.awaitTermination(600)
-        assert query.exception() is None, query.exception()
-    finally:
-        query.stop()
 
 
 def cassandra_readings(session, config) -> dict[str, dict]:
@@ -104,7 +96,7 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
     produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, [*messages, *recorded, heartbeat])
 
     started = time.monotonic()
-    run_job(spark, config)
+    run_available_now(job, spark, config)
     print(f"first run: {time.monotonic() - started:.1f}s")
     assert_readings_landed(cassandra_readings(session, config), readings)
     assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))
@@ -119,7 +111,7 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
         config.kafka.cdc_topic,
         [plain.change("u", changed), *wrapped.delete(deleted["event_id"])],
     )
-    run_job(spark, config)
+    run_available_now(job, spark, config)
     expected = [changed if r is readings[3] else r for r in readings if r is not deleted]
     stored = cassandra_readings(session, config)
     assert_readings_landed(stored, expected)
@@ -132,7 +124,7 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
     fresh = config.model_copy(
         update={"paths": config.paths.model_copy(update={"checkpoint_root": tmp_path / "checkpoints-rerun"})}
     )
-    run_job(spark, fresh)
+    run_available_now(job, spark, fresh)
     assert cassandra_readings(session, config) == stored
     rerun = cassandra_aggregates(session, config)
     keys = ["station_id", "window_size", "window_start"]
@@ -211,18 +203,39 @@ def _register_connector(connect_url: str, name: str, prefix: str, namespace: str
     return "the connector task did not reach RUNNING in 120 s"
 
 
-def _wait_for_records(bootstrap: str, topic: str, count: int, timeout: float = 180) -> None:
+def _wait_for_records(bootstrap: str, topic: str, arrived, what: str, timeout: float = 180) -> None:
+    """Wait until ``arrived(records)`` holds for the topic's records.
+
+    Waits for the events themselves, not a record count: Debezium is at-least-once, and a snapshot
+    that overlaps the inserts emits some documents twice (``r`` and ``c``), so a count can be
+    reached before the event the test needs has arrived.
+    """
     from tests.support.pipeline import consume_all
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if len(consume_all(bootstrap, topic)) >= count:
+            if arrived(consume_all(bootstrap, topic)):
                 return
         except Exception:  # topic not created yet
             pass
         time.sleep(2)
-    raise AssertionError(f"fewer than {count} records in {topic} after {timeout} s")
+    raise AssertionError(f"{what} not in {topic} after {timeout} s")
+
+
+def _keys(records) -> str:
+    return "\n".join(r.key.decode() for r in records if r.key is not None)
+
+
+def _ops(records, event_id: str) -> list[str | None]:
+    """The op of each change of one document, in topic order (None for its tombstone)."""
+    ops: list[str | None] = []
+    for record in records:
+        if record.key is None or event_id not in record.key.decode():
+            continue
+        value = json.loads(record.value) if record.value is not None else None
+        ops.append(None if value is None else value.get("payload", value).get("op"))
+    return ops
 
 
 def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
@@ -251,16 +264,27 @@ def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
         client = MongoClient(f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true")
         coll = client[database][collection]
         coll.insert_many([mongo_document(r) for r in readings])
-        _wait_for_records(config.kafka.bootstrap_servers, topic, len(readings))
-        run_job(spark, config)
+        _wait_for_records(
+            config.kafka.bootstrap_servers,
+            topic,
+            lambda records: all(r["event_id"] in _keys(records) for r in readings),
+            "an event for every inserted document",
+        )
+        run_available_now(job, spark, config)
         assert_readings_landed(cassandra_readings(session, config), readings)
         assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))
 
         changed = {**readings[7], "pm25": 321.0}
         coll.replace_one({"_id": changed["event_id"]}, mongo_document(changed))
         coll.delete_one({"_id": readings[8]["event_id"]})
-        _wait_for_records(config.kafka.bootstrap_servers, topic, len(readings) + 3)  # u, d, tombstone
-        run_job(spark, config)
+        _wait_for_records(
+            config.kafka.bootstrap_servers,
+            topic,
+            lambda records: "u" in _ops(records, changed["event_id"])
+            and _ops(records, readings[8]["event_id"])[-2:] == ["d", None],
+            "the update and the delete (with its tombstone)",
+        )
+        run_available_now(job, spark, config)
         expected = [changed if i == 7 else r for i, r in enumerate(readings) if i != 8]
         stored = cassandra_readings(session, config)
         assert_readings_landed(stored, expected)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +12,8 @@ from pymongo import MongoClient
 
 from jobs import raw_to_mongo
 from jobs.transforms import raw_readings as T
-from tests.support.pipeline import REPO_ROOT, consume_all, isolated_config, parse_ts, produce, replay_to_kafka
+from tests.support.flow import out_of_range, run_available_now, submit_job
+from tests.support.pipeline import consume_all, isolated_config, parse_ts, produce, replay_to_kafka
 
 # Compared field by field; ingested_at and sent_at are stamped at send time, so they differ
 # between the collector's --out copy and what it sent.
@@ -40,11 +39,6 @@ COMPARED = (
 )
 
 
-def out_of_range(reading: dict) -> bool:
-    """The collector flags implausible values (and keeps them); the job must quarantine those readings."""
-    return any(flag.endswith((":negative", ":out_of_range")) for flag in reading["flags"])
-
-
 def poison_messages(good: dict) -> dict[str, list[bytes | None]]:
     """Two bad records of each kind, derived from a real reading."""
     encode = lambda r: json.dumps(r).encode()  # noqa: E731
@@ -62,15 +56,6 @@ def poison_messages(good: dict) -> dict[str, list[bytes | None]]:
             encode({**good, "ts": "2098-06-01T00:00:00Z"}),
         ],
     }
-
-
-def run_available_now(spark, config) -> None:
-    query = raw_to_mongo.start(spark, config, available_now=True)
-    try:
-        query.awaitTermination(timeout=600)
-        assert query.exception() is None, query.exception()
-    finally:
-        query.stop()
 
 
 def store_state(spark, config) -> dict:
@@ -106,7 +91,7 @@ def test_exact_documents_bronze_and_quarantine_then_replays_change_nothing(stack
         [(b"poison", v) for values in poison.values() for v in values],
     )
 
-    run_available_now(spark, config)
+    run_available_now(raw_to_mongo, spark, config)
     state = store_state(spark, config)
 
     valid_ids = sorted(set(expected) - flagged)
@@ -136,26 +121,15 @@ def test_exact_documents_bronze_and_quarantine_then_replays_change_nothing(stack
     assert originals == sorted(v or b"" for values in poison.values() for v in values)
 
     # the same run again over the same topic (checkpoint says: nothing new) changes nothing
-    run_available_now(spark, config)
+    run_available_now(raw_to_mongo, spark, config)
     assert store_state(spark, config) == state
 
     # the same readings produced again (duplicates): documents and bronze unchanged
     replay_to_kafka(config, "beijing", beijing_files, limit=300, out=tmp_path / "sent-again.ndjson")
-    run_available_now(spark, config)
+    run_available_now(raw_to_mongo, spark, config)
     again = store_state(spark, config)
     assert sorted(again["documents"]) == valid_ids
     assert again["bronze_ids"] == valid_ids
-
-
-def _submit(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "jobs.submit", "raw_to_mongo", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(stack, spark, tmp_path, beijing_files):
@@ -165,7 +139,7 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(stack, spar
     client = MongoClient(config.mongo.uri)
     collection = client[config.mongo.database][config.mongo.collection]
     try:
-        job = _submit(env)
+        job = submit_job("raw_to_mongo", env)
         deadline = time.monotonic() + 300
         while collection.count_documents({}) == 0:
             assert job.poll() is None, job.stdout.read().decode()[-3000:]
@@ -176,7 +150,7 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(stack, spar
         landed_at_kill = collection.count_documents({})
         assert 0 < landed_at_kill < len(readings), "kill came too late to interrupt the stream"
 
-        rerun = _submit(env, "--available-now")
+        rerun = submit_job("raw_to_mongo", env, "--available-now")
         output = rerun.communicate(timeout=600)[0].decode()
         assert rerun.returncode == 0, output[-3000:]
 

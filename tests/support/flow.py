@@ -1,0 +1,146 @@
+"""The whole flow on the real stack, shared by the e2e and faults tiers: an isolated pipeline with its own
+Debezium connector, the jobs run in-process or as spark-submit subprocesses, and the oracles they are judged by."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+from cassandra.cluster import Cluster
+
+from jobs.config import load_config
+from jobs.report import topic_size
+from jobs.setup import create_mongo_indexes, create_topics
+from schemas.cassandra import cql_statements
+from schemas.reading import POLLUTANT_FIELDS
+from stack import connector
+from tests.support.pipeline import REPO_ROOT, isolated_config
+
+
+def out_of_range(reading: dict) -> bool:
+    """The collector flags implausible values (and keeps them); raw_to_mongo must quarantine those readings."""
+    return any(flag.endswith((":negative", ":out_of_range")) for flag in reading["flags"])
+
+
+@contextlib.contextmanager
+def isolated_flow(stack, tmp_path: Path, **overrides: str) -> Iterator[tuple]:
+    """An isolated pipeline: its own topics, database, keyspace, Delta paths and Debezium connector.
+
+    Yields (config, env, cassandra session); ``env`` is the AQSTREAM__* environment of subprocess jobs.
+    """
+    base, env = isolated_config(stack, tmp_path, **overrides)
+    database = base.mongo.database
+    tag = database.removeprefix("aq_")
+    env["AQSTREAM__KAFKA__CDC_TOPIC"] = f"t{tag}.{database}.{base.mongo.collection}"
+    config = load_config(environ=env)
+    create_topics(config)  # the CDC topic too, as `make setup` does: the job must not race Debezium to create it
+    create_mongo_indexes(config)
+    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    session = cluster.connect()
+    for statement in cql_statements(config.cassandra.keyspace, 1):
+        session.execute(statement, timeout=60)
+    definition = connector.load_connector(
+        overrides={
+            "name": f"aqstream-flow-{tag}",
+            "mongodb.connection.string": stack.mongo_uri,
+            "topic.prefix": f"t{tag}",
+            "database.include.list": database,
+            "collection.include.list": f"{database}.{config.mongo.collection}",
+            "capture.target": f"{database}.{config.mongo.collection}",
+        }
+    )
+    connector.register(stack.connect_url, definition)
+    connector.wait_running(stack.connect_url, definition["name"])
+    try:
+        yield config, env, session
+    finally:
+        connector.delete(stack.connect_url, definition["name"])
+        session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=60)
+        cluster.shutdown()
+
+
+def run_available_now(job, spark, config) -> None:
+    """Run a job's query in this process's Spark session over what its topic holds; fail on its exception."""
+    query = job.start(spark, config, available_now=True)
+    try:
+        query.awaitTermination(timeout=900)
+        assert query.exception() is None, query.exception()
+    finally:
+        query.stop()
+
+
+def submit_job(job: str, env: dict, *args: str, output: Path | None = None) -> subprocess.Popen:
+    """``python -m jobs.submit JOB`` in its own process group (so os.killpg takes spark-submit and its JVM)."""
+    log = open(output, "ab") if output else subprocess.PIPE  # noqa: SIM115 - the child owns it
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs.submit", job, *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        if output:
+            log.close()
+
+
+def wait_for_cdc(config, documents: int, timeout_s: float = 180) -> None:
+    """Debezium emits one event per insert; wait until the topic holds at least that many."""
+    deadline = time.monotonic() + timeout_s
+    while topic_size(config.kafka.bootstrap_servers, config.kafka.cdc_topic) < documents:
+        assert time.monotonic() < deadline, "Debezium did not emit an event per document"
+        time.sleep(1)
+
+
+def pandas_aggregates(readings: list[dict]) -> pd.DataFrame:
+    """The oracle: 1 h and 1 d tumbling windows per station, computed with pandas alone."""
+    frame = pd.DataFrame(readings)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
+    parts = []
+    for size, freq in (("1h", "h"), ("1d", "D")):
+        grouped = frame.assign(window_start=frame["ts"].dt.floor(freq)).groupby(["station_id", "window_start"])
+        stats = grouped[list(POLLUTANT_FIELDS)].agg(["count", "mean", "min", "max"])
+        stats.columns = [f"{p}_{s}" for p, s in stats.columns]
+        parts.append(stats.reset_index().assign(window_size=size))
+    return pd.concat(parts, ignore_index=True)
+
+
+def close(a, b) -> bool:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    return b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def cassandra_aggregates(session, config) -> pd.DataFrame:
+    table = f"{config.cassandra.keyspace}.{config.cassandra.aggregates_table}"
+    return pd.DataFrame(list(session.execute(f"SELECT * FROM {table}", timeout=60)))
+
+
+def aggregate_mismatches(readings: list[dict], aggregates: pd.DataFrame) -> list[str]:
+    """Where Cassandra's aggregates differ from the pandas oracle of ``readings`` (empty: they are equal)."""
+    oracle = pandas_aggregates(readings)
+    keys = ["station_id", "window_size", "window_start"]
+    problems = []
+    if len(aggregates) != len(oracle):
+        problems.append(f"{len(aggregates)} aggregate rows, the oracle has {len(oracle)}")
+    if aggregates.empty:
+        return problems or ["no aggregate rows"]
+    merged = oracle.merge(aggregates, on=keys, suffixes=("_oracle", ""))
+    if len(merged) != len(oracle):
+        problems.append(f"{len(oracle) - len(merged)} windows of the oracle are missing in Cassandra")
+    for p in POLLUTANT_FIELDS:
+        bad = merged[merged[f"{p}_count_oracle"] != merged[f"{p}_count"].fillna(0)]
+        problems += [f"{p}_count of {tuple(r[k] for k in keys)}" for _, r in bad.iterrows()]
+        for stat in ("mean", "min", "max"):
+            pairs = zip(merged[f"{p}_{stat}_oracle"], merged[f"{p}_{stat}"], strict=True)
+            problems += [f"{p}_{stat}: {a} != {b}" for a, b in pairs if not close(a, None if pd.isna(b) else b)]
+    return problems
