@@ -16,7 +16,7 @@ from stack.core import Stack, StackError
 from stack.java import JavaNotFound
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TIERS = ("unit", "integration", "e2e", "faults")
+TIERS = ("unit", "integration", "e2e", "faults", "bench")
 
 
 def pytest_collection_modifyitems(config, items):
