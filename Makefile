@@ -94,8 +94,24 @@ test-integration: venv jars ## integration tier: real Kafka, Cassandra, MongoDB,
 test-e2e: venv jars ## e2e tier: the whole flow on the local stack, exact end state, the notebook executed
 	$(PYTEST) -m e2e tests/e2e
 
+.PHONY: test-faults
+test-faults: venv jars ## faults tier, short form: each job SIGKILLed mid-batch/at commit, retention data loss; exact stores
+	$(PYTEST) -m faults tests/faults
+
+.PHONY: faults
+faults: venv jars ## fault-injection suite, long form: every scenario, >= 5 kills per job; table in .runs/faults/
+	AQSTREAM_FAULTS=long $(PYTEST) -m faults tests/faults
+
+.PHONY: test-bench
+test-bench: venv jars ## bench tier: the benchmark harness on 3,000 readings, every case; asserts counts, not speed
+	$(PYTEST) -m bench tests/bench
+
+.PHONY: bench
+bench: venv jars ## throughput and latency of both jobs vs their ceilings and the seeds' design (JSON + PNG in .runs/bench)
+	$(PY) -m tests.bench $(BENCH_ARGS)
+
 .PHONY: test
-test: lint test-unit test-integration test-e2e ## ruff, then every test tier (what .ci/run calls)
+test: lint test-unit test-integration test-e2e test-faults test-bench ## ruff, then every test tier (what .ci/run calls)
 
 .PHONY: clean-state
 clean-state: down ## stop the stack and delete its data (.state) and local job output (.runs)
