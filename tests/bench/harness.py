@@ -31,11 +31,10 @@ from pyspark.sql import SparkSession
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.config import PipelineConfig, load_config
 from jobs.report import topic_size
-from jobs.setup import create_mongo_indexes, create_topics
-from schemas.cassandra import cql_statements
+from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from stack import connector
 from stack.core import Stack
-from tests.support.flow import submit_job
+from tests.support.flow import debezium_connector, submit_job
 from tests.support.pipeline import REPO_ROOT, isolated_config
 
 BEIJING_GLOB = "PRSA_Data_*.csv"
@@ -295,7 +294,7 @@ def seeds_consumer(bench: Bench, run: int, limit: int | None) -> Run:
 def capture_with_debezium(bench: Bench, written: PipelineConfig, timeout_s: float = 1200) -> dict[str, Any]:
     """The real Debezium connector over case 2's collection: its snapshot becomes the CDC topic."""
     prefix = f"b{bench.tag}"
-    definition = connector.load_connector(overrides=_connector_overrides(bench.stack, written, prefix))
+    definition = debezium_connector(bench.stack, written, prefix)
     bench.mongo_documents = _mongo_count(written)
     started = time.perf_counter()
     connector.register(bench.stack.connect_url, definition)
@@ -320,18 +319,6 @@ def capture_with_debezium(bench: Bench, written: PipelineConfig, timeout_s: floa
     }
 
 
-def _connector_overrides(stack: Stack, config: PipelineConfig, prefix: str) -> dict[str, str]:
-    database, collection = config.mongo.database, config.mongo.collection
-    return {
-        "name": f"aqstream-{prefix}",
-        "mongodb.connection.string": stack.mongo_uri,
-        "topic.prefix": prefix,
-        "database.include.list": database,
-        "collection.include.list": f"{database}.{collection}",
-        "capture.target": f"{database}.{collection}",
-    }
-
-
 # --- case 4: CDC→Cassandra and its ceiling --------------------------------------------------
 
 
@@ -343,19 +330,9 @@ def cdc_ceiling(bench: Bench, run: int) -> Run:
     return Run(bench.cdc_records, seconds, heap)
 
 
-def create_keyspace(config: PipelineConfig) -> None:
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    try:
-        session = cluster.connect()
-        for statement in cql_statements(config.cassandra.keyspace, 1):
-            session.execute(statement, timeout=120)
-    finally:
-        cluster.shutdown()
-
-
 def cdc_to_cassandra_job(bench: Bench, run: int) -> Run:
     config, _ = bench.config(f"cdc-to-cassandra-{run}")
-    create_keyspace(config)
+    apply_cql(config)
     seconds, heap = timed_query(bench.spark, lambda: cdc_to_cassandra.start(bench.spark, config, available_now=True))
     cassandra = config.cassandra
     landed = {
@@ -410,8 +387,8 @@ def end_to_end_latency(bench: Bench, rate: float, seconds: float, warmup_timeout
     )
     create_topics(config)  # as `python -m jobs.setup` does: the CDC job subscribes before Debezium's first event
     create_mongo_indexes(config)
-    create_keyspace(config)
-    definition = connector.load_connector(overrides=_connector_overrides(bench.stack, config, prefix))
+    apply_cql(config)
+    definition = debezium_connector(bench.stack, config, prefix)
     connector.register(bench.stack.connect_url, definition)
     logs = bench.work_dir / "latency-logs"
     logs.mkdir(parents=True, exist_ok=True)

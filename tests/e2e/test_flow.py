@@ -64,7 +64,7 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     client.close()
     assert mongo_ids == sorted(valid)
 
-    wait_for_cdc(config, len(valid))
+    wait_for_cdc(config, valid)
     run_available_now(cdc_to_cassandra, spark, config)
 
     readings = config.cassandra.readings_table

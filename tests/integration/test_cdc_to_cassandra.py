@@ -33,7 +33,7 @@ from tests.support.cdc_events import (
     pandas_aggregates,
     recorded_events,
 )
-from tests.support.flow import run_available_now
+from tests.support.flow import run_available_now, wait_for_cdc
 from tests.support.pipeline import REPO_ROOT, isolated_config, parse_ts, produce
 
 COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm10", "no2", "so2", "co", "o3")
@@ -223,10 +223,6 @@ def _wait_for_records(bootstrap: str, topic: str, arrived, what: str, timeout: f
     raise AssertionError(f"{what} not in {topic} after {timeout} s")
 
 
-def _keys(records) -> str:
-    return "\n".join(r.key.decode() for r in records if r.key is not None)
-
-
 def _ops(records, event_id: str) -> list[str | None]:
     """The op of each change of one document, in topic order (None for its tombstone)."""
     ops: list[str | None] = []
@@ -264,12 +260,7 @@ def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
         client = MongoClient(f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true")
         coll = client[database][collection]
         coll.insert_many([mongo_document(r) for r in readings])
-        _wait_for_records(
-            config.kafka.bootstrap_servers,
-            topic,
-            lambda records: all(r["event_id"] in _keys(records) for r in readings),
-            "an event for every inserted document",
-        )
+        wait_for_cdc(config, [r["event_id"] for r in readings])
         run_available_now(job, spark, config)
         assert_readings_landed(cassandra_readings(session, config), readings)
         assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))

@@ -9,19 +9,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 from cassandra.cluster import Cluster
 
 from jobs.config import load_config
-from jobs.report import topic_size
-from jobs.setup import create_mongo_indexes, create_topics
-from schemas.cassandra import cql_statements
+from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from schemas.reading import POLLUTANT_FIELDS
 from stack import connector
-from tests.support.pipeline import REPO_ROOT, isolated_config
+from tests.support.pipeline import REPO_ROOT, consume_all, isolated_config
 
 
 def out_of_range(reading: dict) -> bool:
@@ -42,20 +40,10 @@ def isolated_flow(stack, tmp_path: Path, **overrides: str) -> Iterator[tuple]:
     config = load_config(environ=env)
     create_topics(config)  # the CDC topic too, as `make setup` does: the job must not race Debezium to create it
     create_mongo_indexes(config)
+    apply_cql(config)
     cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
     session = cluster.connect()
-    for statement in cql_statements(config.cassandra.keyspace, 1):
-        session.execute(statement, timeout=60)
-    definition = connector.load_connector(
-        overrides={
-            "name": f"aqstream-flow-{tag}",
-            "mongodb.connection.string": stack.mongo_uri,
-            "topic.prefix": f"t{tag}",
-            "database.include.list": database,
-            "collection.include.list": f"{database}.{config.mongo.collection}",
-            "capture.target": f"{database}.{config.mongo.collection}",
-        }
-    )
+    definition = debezium_connector(stack, config, f"t{tag}", name=f"aqstream-flow-{tag}")
     connector.register(stack.connect_url, definition)
     connector.wait_running(stack.connect_url, definition["name"])
     try:
@@ -64,6 +52,21 @@ def isolated_flow(stack, tmp_path: Path, **overrides: str) -> Iterator[tuple]:
         connector.delete(stack.connect_url, definition["name"])
         session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=60)
         cluster.shutdown()
+
+
+def debezium_connector(stack, config, prefix: str, name: str | None = None) -> dict:
+    """The committed connector definition, capturing only this config's collection into ``prefix.db.coll``."""
+    database, collection = config.mongo.database, config.mongo.collection
+    return connector.load_connector(
+        overrides={
+            "name": name or f"aqstream-{prefix}",
+            "mongodb.connection.string": stack.mongo_uri,
+            "topic.prefix": prefix,
+            "database.include.list": database,
+            "collection.include.list": f"{database}.{collection}",
+            "capture.target": f"{database}.{collection}",
+        }
+    )
 
 
 def run_available_now(job, spark, config) -> None:
@@ -93,11 +96,25 @@ def submit_job(job: str, env: dict, *args: str, output: Path | None = None) -> s
             log.close()
 
 
-def wait_for_cdc(config, documents: int, timeout_s: float = 180) -> None:
-    """Debezium emits one event per insert; wait until the topic holds at least that many."""
+def cdc_keys(bootstrap: str, topic: str) -> str:
+    """The keys of every record of a Debezium topic, one per line (each holds its document's ``_id``)."""
+    return "\n".join(r.key.decode(errors="replace") for r in consume_all(bootstrap, topic) if r.key is not None)
+
+
+def wait_for_cdc(config, event_ids: Iterable[str], timeout_s: float = 180) -> None:
+    """Wait until Debezium has emitted an event for each of these documents.
+
+    By key, not by count: Debezium is at-least-once, and a snapshot that overlaps the writes emits
+    some documents twice (``r`` and ``c``), so a count can be reached while a document is still missing.
+    """
+    missing = set(event_ids)
     deadline = time.monotonic() + timeout_s
-    while topic_size(config.kafka.bootstrap_servers, config.kafka.cdc_topic) < documents:
-        assert time.monotonic() < deadline, "Debezium did not emit an event per document"
+    while True:
+        keys = cdc_keys(config.kafka.bootstrap_servers, config.kafka.cdc_topic)
+        missing = {event_id for event_id in missing if event_id not in keys}
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"no Debezium event for {len(missing)} documents: {sorted(missing)[:3]}"
         time.sleep(1)
 
 
