@@ -13,8 +13,9 @@ canonical reading (``jobs.transforms.cdc``) and, per micro-batch, in one ``forea
 2. an event it cannot apply goes to the Delta quarantine ``paths.cdc_quarantine`` with its reason,
    original bytes and Kafka coordinates; the job goes on.
 3. recompute the **1 h and 1 d tumbling-window aggregates** (count, mean, min, max per pollutant,
-   plus the AQI of the window means) of every window a change of this batch falls in, *from the
-   readings table*, and upsert those that changed into ``aggregates_by_station``; a window left
+   plus the AQI of the window means; on 1 h windows the PM NowCast and its AQI) of every window a
+   change of this batch falls in, and of the 11 hours after it (their NowCast includes it), *from
+   the readings table*, and upsert those that changed into ``aggregates_by_station``; a window left
    without readings (all deleted) loses its aggregate row.
 
 Why recompute from the readings table instead of Spark's stateful window aggregation: a streaming
@@ -24,7 +25,8 @@ a re-snapshot ``r`` after a ``c``), and what it drops as late depends on how the
 be cut into batches, so a replay can give different numbers. The readings table is the truth
 (upserts and deletes by key, idempotent), and an aggregate recomputed from it is exact, the same
 after a replay, a kill, a duplicate, an update or a delete. The cost is one keyed read per touched
-station-day (a *direct join* on the partition key: at most 1440 rows each) and one keyed read of
+station-day and its two neighbours, for the NowCast (a *direct join* on the partition key: at most
+1440 rows each) and one keyed read of
 the touched aggregate rows, which also lets the job write only the windows whose values changed:
 a replay writes nothing and leaves ``updated_at`` as it was. The windows are the update-mode
 output: each batch upserts exactly the windows it changed.
@@ -255,12 +257,15 @@ class CdcBatchWriter:
         cas = self.config.cassandra
         touched = T.touched_windows(last).persist()
         try:
-            days = last.select("station_id", "day").distinct()
+            # the NowCast of the 11 hours after a change includes it: recompute those too, reading the
+            # days around each changed one for the 12 hours of history a 1 h window's NowCast needs
+            recompute = touched.unionByName(T.nowcast_windows(last)).distinct()
+            days = T.recompute_days(last)
             readings = days.join(read_cassandra(spark, cas, cas.readings_table), ["station_id", "day"]).select(
                 "station_id", "ts", *POLLUTANT_FIELDS
             )
             recomputed = T.window_aggregates(readings).join(
-                touched, ["station_id", "window_size", "window_start"], "left_semi"
+                recompute, ["station_id", "window_size", "window_start"], "left_semi"
             )
             rows = T.aggregate_rows(recomputed, F.lit(now), aggregate_aqi if _with_aqi else None).persist()
             try:

@@ -28,6 +28,12 @@ AQI_COLUMNS: tuple[tuple[str, str], ...] = (
     ("eaqi_band", "string"),
     ("eaqi_dominant", "string"),
 )
+# The PM NowCast of a 1 h window (from the 12 hourly means ending with it) and its AQI; null on 1 d rows.
+NOWCAST_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("pm25_nowcast", "double"),
+    ("pm10_nowcast", "double"),
+    ("aqi_us_nowcast", "int"),
+)
 AGGREGATE_STATS: tuple[tuple[str, str], ...] = (
     ("count", "int"),
     ("mean", "double"),
@@ -56,7 +62,7 @@ def aggregates_table_columns() -> list[tuple[str, str]]:
         ("window_end", "timestamp"),
     ]
     columns += [(f"{p}_{stat}", kind) for p in POLLUTANT_FIELDS for stat, kind in AGGREGATE_STATS]
-    return columns + list(AQI_COLUMNS) + [("updated_at", "timestamp")]
+    return columns + list(AQI_COLUMNS) + list(NOWCAST_COLUMNS) + [("updated_at", "timestamp")]
 
 
 def cql_type(kind: str) -> str:

@@ -392,6 +392,13 @@ def nowcast(hourly_values_newest_first: Sequence[float | None]) -> float | None:
     return num / den
 
 
+def nowcast_aqi(pm25_nowcast: float | None, pm10_nowcast: float | None) -> int | None:
+    """The PM AQI of the hour: the larger of the PM2.5 and PM10 indices of their NowCasts, looked up
+    in the 24-hour tables (the NowCast stands in for the 24-hour mean, as AirNow reports it)."""
+    subs = [a for a in (us_aqi("pm25", pm25_nowcast, "24h"), us_aqi("pm10", pm10_nowcast, "24h")) if a is not None]
+    return max(subs) if subs else None
+
+
 # ---------------------------------------------------------------------------------------------
 # Spark column expressions (the same arithmetic, F.when chains, no UDFs)
 # ---------------------------------------------------------------------------------------------
@@ -529,6 +536,11 @@ def nowcast_col(values_newest_first: Column) -> Column:
 
     total = F.aggregate(arr, start, step)
     return F.when(recent_valid >= F.lit(2), total["num"] / total["den"]).cast("double")
+
+
+def nowcast_aqi_col(pm25_nowcast: Column | str, pm10_nowcast: Column | str) -> Column:
+    """Column version of :func:`nowcast_aqi` (``greatest`` skips nulls, as the max over present indices)."""
+    return F.greatest(us_aqi_col("pm25", pm25_nowcast, "24h"), us_aqi_col("pm10", pm10_nowcast, "24h"))
 
 
 def with_nowcast(

@@ -35,8 +35,9 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from jobs.transforms.aqi import NOWCAST_HOURS, nowcast_aqi_col, with_nowcast
 from jobs.transforms.quarantine import first_of, quarantine_rows, reason
-from schemas.cassandra import AGGREGATE_STATS, AQI_COLUMNS, readings_table_columns
+from schemas.cassandra import AGGREGATE_STATS, AQI_COLUMNS, NOWCAST_COLUMNS, readings_table_columns
 from schemas.debezium import debezium_envelope_schema, debezium_key_schema, document_id_col
 from schemas.reading import (
     POLLUTANT_FIELDS,
@@ -44,6 +45,7 @@ from schemas.reading import (
     event_id_day_col,
     event_id_station_col,
     event_id_ts_col,
+    spark_type,
 )
 
 # change kinds
@@ -81,6 +83,7 @@ REASON_CODES = (
 
 # window_size label -> Spark interval (tumbling windows aligned to the epoch, i.e. UTC hours and days)
 WINDOWS: dict[str, str] = {"1h": "1 hour", "1d": "1 day"}
+NOWCAST_POLLUTANTS: tuple[str, ...] = ("pm25", "pm10")
 
 CORRUPT_COLUMN = "_corrupt_record"
 _EVENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*:[a-z0-9][a-z0-9._-]*:[0-9]{8}T[0-9]{6}Z$"
@@ -407,8 +410,10 @@ def window_aggregates(readings: DataFrame) -> DataFrame:
     """Per station and 1 h / 1 d tumbling window of ``ts``: count, mean, min, max of each pollutant.
 
     ``count`` counts the non-null values (a reading without that pollutant does not count), mean,
-    min and max are over them (null when the count is 0). Output: ``aggregates_by_station`` columns
-    without AQI and ``updated_at``.
+    min and max are over them (null when the count is 0). A 1 h window also carries the PM NowCast
+    of its hour from the hourly means of the 12 hours ending with it (the hours before it must be
+    among ``readings``) and the AQI of those NowCasts; a 1 d window has them null. Output:
+    ``aggregates_by_station`` columns without AQI and ``updated_at``.
     """
     parts = []
     for size, interval in WINDOWS.items():
@@ -431,7 +436,12 @@ def window_aggregates(readings: DataFrame) -> DataFrame:
                 *aggregate_columns(),
             )
         )
-    return parts[0].unionByName(parts[1])
+    hourly, daily = parts
+    for p in NOWCAST_POLLUTANTS:
+        hourly = with_nowcast(hourly, f"{p}_mean", f"{p}_nowcast", ts_col="window_start")
+    hourly = hourly.withColumn("aqi_us_nowcast", nowcast_aqi_col("pm25_nowcast", "pm10_nowcast"))
+    daily = _null_columns(daily, NOWCAST_COLUMNS)
+    return hourly.unionByName(daily)
 
 
 def touched_windows(changes: DataFrame) -> DataFrame:
@@ -445,6 +455,26 @@ def touched_windows(changes: DataFrame) -> DataFrame:
         for size, interval in WINDOWS.items()
     ]
     return parts[0].unionByName(parts[1]).distinct()
+
+
+def nowcast_windows(changes: DataFrame) -> DataFrame:
+    """(station_id, "1h", window_start) of the 11 hours after each change's hour: their NowCast
+    includes that hour's mean, so a change there must recompute them too (where they exist)."""
+    hours = changes.select("station_id", F.window("event_time", "1 hour").getField("start").alias("hour"))
+    later = F.transform(
+        F.sequence(F.lit(1), F.lit(NOWCAST_HOURS - 1)),
+        lambda k: F.timestamp_seconds(F.unix_timestamp(F.col("hour")) + k * F.lit(3600)),
+    )
+    return hours.select(
+        "station_id", F.lit("1h").alias("window_size"), F.explode(later).alias("window_start")
+    ).distinct()
+
+
+def recompute_days(changes: DataFrame) -> DataFrame:
+    """(station_id, day) partitions the recompute reads: each changed day and its neighbours (a 1 h
+    window's NowCast reaches 11 hours back, and a change reaches the NowCast of 11 hours ahead)."""
+    days = F.array(F.date_sub("day", 1), F.col("day"), F.date_add("day", 1))
+    return changes.select("station_id", F.explode(days).alias("day")).distinct()
 
 
 def aggregate_rows(
@@ -467,13 +497,13 @@ def changed_aggregates(recomputed: DataFrame, existing: DataFrame, rel_tol: floa
     Writing only these makes a replay a no-op: the rows, and their ``updated_at``, stay as they are.
     """
     keys = ["station_id", "window_size", "window_start"]
-    compared = ["window_end", *aggregate_columns(), *[n for n, _ in AQI_COLUMNS]]
+    compared = ["window_end", *aggregate_columns(), *[n for n, _ in AQI_COLUMNS], *[n for n, _ in NOWCAST_COLUMNS]]
     old = existing.select(*keys, *[F.col(c).alias(f"__old_{c}") for c in compared])
     joined = recomputed.join(old, keys, "left")
     differs = None
     for c in compared:
         new, prev = F.col(c), F.col(f"__old_{c}")
-        if c.endswith("_mean"):
+        if c.endswith(("_mean", "_nowcast")):  # doubles from sums, whose order can differ between runs
             same = (new.isNull() & prev.isNull()) | (
                 F.abs(new - prev) <= F.lit(rel_tol) * F.greatest(F.lit(1.0), F.abs(new))
             )
@@ -497,11 +527,9 @@ def quarantine_records(changes: DataFrame, quarantined_at: Column) -> DataFrame:
 # --- AQI -------------------------------------------------------------------------------------------------
 
 
-def _null_aqi(df: DataFrame) -> DataFrame:
-    from schemas.reading import spark_type
-
-    return df.select("*", *[F.lit(None).cast(spark_type(kind)).alias(name) for name, kind in AQI_COLUMNS])
+def _null_columns(df: DataFrame, columns: Iterable[tuple[str, str]]) -> DataFrame:
+    return df.select("*", *[F.lit(None).cast(spark_type(kind)).alias(name) for name, kind in columns])
 
 
 def _add_aqi(rows: DataFrame, with_aqi: Callable[[DataFrame], DataFrame] | None) -> DataFrame:
-    return with_aqi(rows) if with_aqi is not None else _null_aqi(rows)
+    return with_aqi(rows) if with_aqi is not None else _null_columns(rows, AQI_COLUMNS)

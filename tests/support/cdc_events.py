@@ -172,7 +172,8 @@ def beijing_readings(data_dir: Path, station: str, limit: int, start: int = 0) -
 
 
 def pandas_aggregates(readings: list[dict[str, Any]]):
-    """The 1 h and 1 d windows computed independently with pandas: count (non-null), mean, min, max."""
+    """The 1 h and 1 d windows computed independently with pandas: count (non-null), mean, min, max;
+    on 1 h windows the PM NowCast and its AQI (null on 1 d windows)."""
     import pandas as pd
 
     frame = pd.DataFrame(readings)
@@ -190,12 +191,35 @@ def pandas_aggregates(readings: list[dict[str, Any]]):
         part = pd.DataFrame(stats).reset_index()
         part.insert(1, "window_size", size)
         part.insert(3, "window_end", part["window_start"] + pd.Timedelta(1, freq))
-        parts.append(part)
+        parts.append(_with_pure_nowcast(part) if size == "1h" else part.assign(**dict.fromkeys(NOWCAST_NAMES)))
     return pd.concat(parts, ignore_index=True).sort_values(["station_id", "window_size", "window_start"])
 
 
+NOWCAST_NAMES = ("pm25_nowcast", "pm10_nowcast", "aqi_us_nowcast")
+
+
+def _with_pure_nowcast(hourly):
+    """The 1 h windows plus the PM NowCast of each hour from the pandas hourly means of the 12 hours
+    ending there (an hour without a window is missing), through the pure functions of the AQI module."""
+    import pandas as pd
+
+    from jobs.transforms.aqi import NOWCAST_HOURS, nowcast, nowcast_aqi
+
+    means = {(r["station_id"], r["window_start"]): r for r in hourly.to_dict("records")}
+
+    def history(station: str, hour, pollutant: str) -> list[float | None]:
+        rows = [means.get((station, hour - pd.Timedelta(hours=k))) for k in range(NOWCAST_HOURS)]
+        return [None if row is None or pd.isna(row[f"{pollutant}_mean"]) else row[f"{pollutant}_mean"] for row in rows]
+
+    keys = list(zip(hourly["station_id"], hourly["window_start"], strict=True))
+    pm25 = [nowcast(history(s, h, "pm25")) for s, h in keys]
+    pm10 = [nowcast(history(s, h, "pm10")) for s, h in keys]
+    aqi = [nowcast_aqi(a, b) for a, b in zip(pm25, pm10, strict=True)]
+    return hourly.assign(pm25_nowcast=pm25, pm10_nowcast=pm10, aqi_us_nowcast=aqi)
+
+
 def assert_aggregates_equal(actual, expected) -> None:
-    """Aggregate frames equal: counts, min, max exactly; means to 1e-9 relative."""
+    """Aggregate frames equal: counts, min, max exactly; means and NowCasts to 1e-9 relative."""
     import numpy as np
     import pandas as pd
 
@@ -211,3 +235,6 @@ def assert_aggregates_equal(actual, expected) -> None:
             assert ((a == e) | (a.isna() & e.isna())).all(), f"{p}_{stat}"
         a, e = actual[f"{p}_mean"].astype(float).to_numpy(), expected[f"{p}_mean"].astype(float).to_numpy()
         assert np.allclose(a, e, rtol=1e-9, atol=0, equal_nan=True), f"{p}_mean"
+    for name in NOWCAST_NAMES:
+        a, e = (pd.to_numeric(frame[name], errors="coerce").astype(float).to_numpy() for frame in (actual, expected))
+        assert np.allclose(a, e, rtol=1e-9, atol=0, equal_nan=True), name

@@ -19,6 +19,7 @@ from jobs.config import load_config
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from schemas.reading import POLLUTANT_FIELDS
 from stack import connector
+from tests.support.cdc_events import NOWCAST_NAMES, pandas_aggregates
 from tests.support.pipeline import REPO_ROOT, consume_all, isolated_config
 
 
@@ -118,19 +119,6 @@ def wait_for_cdc(config, event_ids: Iterable[str], timeout_s: float = 180) -> No
         time.sleep(1)
 
 
-def pandas_aggregates(readings: list[dict]) -> pd.DataFrame:
-    """The oracle: 1 h and 1 d tumbling windows per station, computed with pandas alone."""
-    frame = pd.DataFrame(readings)
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
-    parts = []
-    for size, freq in (("1h", "h"), ("1d", "D")):
-        grouped = frame.assign(window_start=frame["ts"].dt.floor(freq)).groupby(["station_id", "window_start"])
-        stats = grouped[list(POLLUTANT_FIELDS)].agg(["count", "mean", "min", "max"])
-        stats.columns = [f"{p}_{s}" for p, s in stats.columns]
-        parts.append(stats.reset_index().assign(window_size=size))
-    return pd.concat(parts, ignore_index=True)
-
-
 def close(a, b) -> bool:
     if a is None or (isinstance(a, float) and math.isnan(a)):
         return b is None or (isinstance(b, float) and math.isnan(b))
@@ -160,4 +148,11 @@ def aggregate_mismatches(readings: list[dict], aggregates: pd.DataFrame) -> list
         for stat in ("mean", "min", "max"):
             pairs = zip(merged[f"{p}_{stat}_oracle"], merged[f"{p}_{stat}"], strict=True)
             problems += [f"{p}_{stat}: {a} != {b}" for a, b in pairs if not close(a, None if pd.isna(b) else b)]
+    for name in NOWCAST_NAMES:
+        pairs = zip(merged[f"{name}_oracle"], merged[name], strict=True)
+        problems += [f"{name}: {a} != {b}" for a, b in pairs if not close(_num(a), _num(b))]
     return problems
+
+
+def _num(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)

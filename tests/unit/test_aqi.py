@@ -363,3 +363,12 @@ def test_nowcast_needs_two_of_the_three_most_recent_hours():
     assert A.nowcast([None, 12.0, 14.0]) is not None
     assert A.nowcast([math.nan, 12.0, math.nan]) is None
     assert A.nowcast([]) is None
+
+
+def test_nowcast_aqi_is_the_larger_pm_index_from_the_24h_tables():
+    assert A.nowcast_aqi(9.0, 54.0) == 50  # both at the top of Good
+    # 12.04 truncates to 12.0: (100 - 51) / (35.4 - 9.1) × (12.0 - 9.1) + 51 = 56.40 → 56; PM10 155 → 101
+    assert A.nowcast_aqi(12.04, 155.0) == 101
+    assert A.nowcast_aqi(12.04, None) == 56
+    assert A.nowcast_aqi(None, 54.0) == 50
+    assert A.nowcast_aqi(None, None) is None

@@ -185,3 +185,14 @@ def test_with_nowcast_over_a_readings_table_uses_clock_hours(spark, beijing_rows
     for r in kept:
         history = [by_hour.get(r[1] - k) for k in range(12)]
         assert got[start + timedelta(hours=r[1] - 1)] == A.nowcast(history), r
+
+
+def test_nowcast_aqi_column_matches_pure_function(spark):
+    values = [None, 0.0, 9.0, 9.04, 9.1, 35.45, 54.0, 55.0, 125.4, 325.4, 900.0]
+    cases = [(i, a, b) for i, (a, b) in enumerate((a, b) for a in values for b in values)]
+    schema = StructType(
+        [StructField("i", IntegerType()), StructField("pm25", DoubleType()), StructField("pm10", DoubleType())]
+    )
+    df = spark.createDataFrame(cases, schema)
+    got = {r["i"]: r["a"] for r in df.select("i", A.nowcast_aqi_col("pm25", "pm10").alias("a")).collect()}
+    assert [got[i] for i, _, _ in cases] == [A.nowcast_aqi(a, b) for _, a, b in cases]

@@ -326,6 +326,28 @@ def test_touched_windows_and_changed_aggregates(spark, data_dir, readings):
     assert T.changed_aggregates(current, current.limit(0)).count() == current.count()  # all new
 
 
+def test_a_change_reaches_the_nowcast_of_the_next_eleven_hours(spark, data_dir, readings):
+    """Recompute the windows of a change and of the 11 hours after it (from the days around it), and
+    nothing outside that set differs from a full recompute: the job's incremental set is enough."""
+    changed = {**readings[20], "pm25": 480.0}  # 2013-03-01 12:00 UTC, far off its neighbours
+    f = EnvelopeFactory(data_dir, False)
+    last = T.last_changes(decode(spark, [f.change("u", changed)]))
+    followers = {r.window_start for r in T.nowcast_windows(last).collect()}
+    assert followers == {datetime(2013, 3, 1, 12 + k) for k in range(1, 12)}
+    assert {(r.station_id, r.day) for r in T.recompute_days(last).collect()} == {
+        ("aotizhongxin", date(2013, 2, 28)),
+        ("aotizhongxin", date(2013, 3, 1)),
+        ("aotizhongxin", date(2013, 3, 2)),
+    }
+    before = T.aggregate_rows(T.window_aggregates(_reading_rows(spark, data_dir, readings)), F.lit(KAFKA_TS))
+    after_readings = [changed if r["event_id"] == changed["event_id"] else r for r in readings]
+    after = T.aggregate_rows(T.window_aggregates(_reading_rows(spark, data_dir, after_readings)), F.lit(KAFKA_TS))
+    differ = {(r.window_size, r.window_start) for r in T.changed_aggregates(after, before).collect()}
+    recompute = T.touched_windows(last).unionByName(T.nowcast_windows(last))
+    assert differ & {("1h", start) for start in followers}  # a later hour's NowCast moved
+    assert differ <= {(r.window_size, r.window_start) for r in recompute.collect()}
+
+
 def test_aqi_applies_to_rows_and_window_means(spark, data_dir, readings):
     from jobs.cdc_to_cassandra import aggregate_aqi, reading_aqi
 

@@ -79,3 +79,11 @@ def test_row_spark_schemas_follow_the_column_lists():
     assert cs.readings_row_spark_schema().fieldNames() == [n for n, _ in cs.readings_table_columns()]
     assert cs.aggregates_row_spark_schema().fieldNames() == [n for n, _ in cs.aggregates_table_columns()]
     assert not cs.readings_row_spark_schema()["day"].nullable
+
+
+def test_an_older_aggregates_table_gets_the_nowcast_columns():
+    """002 creates them in a new table; 003 adds exactly them to a table created before them."""
+    alter = [s for s in cs.cql_statements() if s.startswith("ALTER TABLE")]
+    assert len(alter) == 1 and alter[0].startswith(f"ALTER TABLE airquality.{cs.AGGREGATES_TABLE}")
+    added = re.sub(r"\s+", " ", alter[0].split("ADD IF NOT EXISTS", 1)[1]).strip()
+    assert added == ", ".join(f"{name} {cs.cql_type(kind)}" for name, kind in cs.NOWCAST_COLUMNS)
