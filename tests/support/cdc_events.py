@@ -191,7 +191,7 @@ def pandas_aggregates(readings: list[dict[str, Any]]):
         part = pd.DataFrame(stats).reset_index()
         part.insert(1, "window_size", size)
         part.insert(3, "window_end", part["window_start"] + pd.Timedelta(1, freq))
-        parts.append(_with_pure_nowcast(part) if size == "1h" else part.assign(**dict.fromkeys(NOWCAST_NAMES)))
+        parts.append(_with_pure_nowcast(part) if size == "1h" else part)  # 1 d rows: NowCast columns NaN
     return pd.concat(parts, ignore_index=True).sort_values(["station_id", "window_size", "window_start"])
 
 
