@@ -178,11 +178,11 @@ def test_sigkill_mid_stream_then_restart_ends_as_an_uninterrupted_run(stack, cdc
 # --- the real connector --------------------------------------------------------------------------------------
 
 
-def _register_connector(connect_url: str, name: str, prefix: str, namespace: str) -> str | None:
+def _register_connector(connect_url: str, mongo_uri: str, name: str, prefix: str, namespace: str) -> str | None:
     """Register a Debezium MongoDB connector; None when it runs, else why not."""
     config = {
         "connector.class": "io.debezium.connector.mongodb.MongoDbConnector",
-        "mongodb.connection.string": "mongodb://127.0.0.1:27017/?replicaSet=rs0",
+        "mongodb.connection.string": mongo_uri,
         "topic.prefix": prefix,
         "collection.include.list": namespace,
         "capture.mode": "change_streams_update_full",
@@ -247,7 +247,7 @@ def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
     prefix, database, collection = f"cdc{tag}", f"aq_{tag}", "readings_raw"
     connect_url = f"http://{stack.cfg.host}:{stack.cfg.connect_port}"
     name = f"aqstream-test-{tag}"
-    problem = _register_connector(connect_url, name, prefix, f"{database}.{collection}")
+    problem = _register_connector(connect_url, stack.mongo_uri, name, prefix, f"{database}.{collection}")
     try:
         if problem:
             message = f"the Debezium connector does not run against this MongoDB yet: {problem}"
