@@ -101,10 +101,13 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
 
 
 def consume_all(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of every partition of ``topic`` (reads to the end offsets seen at the start)."""
+    """Every record of every partition of ``topic`` (reads to the end offsets seen at the start); none
+    when the topic does not exist."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:  # the topic does not exist (yet): Debezium creates its topic with the first event
+            return []
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
