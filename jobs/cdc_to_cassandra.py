@@ -26,10 +26,9 @@ be cut into batches, so a replay can give different numbers. The readings table 
 (upserts and deletes by key, idempotent), and an aggregate recomputed from it is exact, the same
 after a replay, a kill, a duplicate, an update or a delete. The cost is one keyed read per touched
 station-day and its two neighbours, for the NowCast (a *direct join* on the partition key: at most
-1440 rows each) and one keyed read of
-the touched aggregate rows, which also lets the job write only the windows whose values changed:
-a replay writes nothing and leaves ``updated_at`` as it was. The windows are the update-mode
-output: each batch upserts exactly the windows it changed.
+1440 rows each) and one keyed read of the touched aggregate rows, which also lets the job write
+only the windows whose values changed: a replay writes nothing and leaves ``updated_at`` as it was.
+The windows are the update-mode output: each batch upserts exactly the windows it changed.
 
 Late data. The query keeps Spark's event-time watermark on the reading's ts
 (``streaming.aggregate_watermark`` behind the newest ts seen in earlier batches, checkpointed, so
@@ -69,12 +68,8 @@ from jobs.config import PipelineConfig
 from jobs.runner import StepTimes, run_job, start_foreach_batch
 from jobs.sinks import delete_from_cassandra, merge_into_delta, read_cassandra, with_retries, write_cassandra
 from jobs.transforms import cdc as T
+from jobs.transforms.aqi import with_aqi
 from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
-
-try:  # the AQI transform (jobs/transforms/aqi.py); without it the AQI columns stay null
-    from jobs.transforms.aqi import with_aqi as _with_aqi
-except ImportError:  # pragma: no cover
-    _with_aqi = None
 
 QUERY_NAME = "cdc_to_cassandra"
 log = logging.getLogger("aqstream.cdc_to_cassandra")
@@ -82,12 +77,12 @@ log = logging.getLogger("aqstream.cdc_to_cassandra")
 
 def reading_aqi(rows: DataFrame) -> DataFrame:
     """The six AQI columns of a reading row, from its pollutants (µg/m³)."""
-    return _with_aqi(rows)
+    return with_aqi(rows)
 
 
 def aggregate_aqi(rows: DataFrame) -> DataFrame:
     """The six AQI columns of an aggregate row, from its window means."""
-    return _with_aqi(rows, {p: f"{p}_mean" for p in POLLUTANT_FIELDS})
+    return with_aqi(rows, {p: f"{p}_mean" for p in POLLUTANT_FIELDS})
 
 
 def read_cdc_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
@@ -194,9 +189,7 @@ class CdcBatchWriter:
             n_up, n_patch, n_del = (winners[k].n if k in winners else 0 for k in (T.UPSERT, T.PATCH, T.DELETE))
             with times.step("readings"):
                 if n_up:
-                    rows = T.to_reading_rows(
-                        last.where(F.col("change_kind") == T.UPSERT), reading_aqi if _with_aqi else None
-                    )
+                    rows = T.to_reading_rows(last.where(F.col("change_kind") == T.UPSERT), reading_aqi)
                     with_retries("cassandra readings upsert", lambda: write_cassandra(rows, cas, cas.readings_table))
                 if n_patch:
                     rows = T.to_patch_rows(last.where(F.col("change_kind") == T.PATCH))
@@ -267,7 +260,7 @@ class CdcBatchWriter:
             recomputed = T.window_aggregates(readings).join(
                 recompute, ["station_id", "window_size", "window_start"], "left_semi"
             )
-            rows = T.aggregate_rows(recomputed, F.lit(now), aggregate_aqi if _with_aqi else None).persist()
+            rows = T.aggregate_rows(recomputed, F.lit(now), aggregate_aqi).persist()
             try:
                 existing = rows.select("station_id", "window_size", "window_start").join(
                     read_cassandra(spark, cas, cas.aggregates_table),

@@ -33,7 +33,7 @@ from tests.support.cdc_events import (
     pandas_aggregates,
     recorded_events,
 )
-from tests.support.flow import run_available_now, wait_for_cdc
+from tests.support.flow import run_available_now, wait_for_cdc, wait_for_records
 from tests.support.pipeline import REPO_ROOT, isolated_config, parse_ts, produce
 
 COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm10", "no2", "so2", "co", "o3")
@@ -203,26 +203,6 @@ def _register_connector(connect_url: str, mongo_uri: str, name: str, prefix: str
     return "the connector task did not reach RUNNING in 120 s"
 
 
-def _wait_for_records(bootstrap: str, topic: str, arrived, what: str, timeout: float = 180) -> None:
-    """Wait until ``arrived(records)`` holds for the topic's records.
-
-    Waits for the events themselves, not a record count: Debezium is at-least-once, and a snapshot
-    that overlaps the inserts emits some documents twice (``r`` and ``c``), so a count can be
-    reached before the event the test needs has arrived.
-    """
-    from tests.support.pipeline import consume_all
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if arrived(consume_all(bootstrap, topic)):
-                return
-        except Exception:  # topic not created yet
-            pass
-        time.sleep(2)
-    raise AssertionError(f"{what} not in {topic} after {timeout} s")
-
-
 def _ops(records, event_id: str) -> list[str | None]:
     """The op of each change of one document, in topic order (None for its tombstone)."""
     ops: list[str | None] = []
@@ -268,12 +248,12 @@ def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
         changed = {**readings[7], "pm25": 321.0}
         coll.replace_one({"_id": changed["event_id"]}, mongo_document(changed))
         coll.delete_one({"_id": readings[8]["event_id"]})
-        _wait_for_records(
+        wait_for_records(
             config.kafka.bootstrap_servers,
             topic,
-            lambda records: "u" in _ops(records, changed["event_id"])
-            and _ops(records, readings[8]["event_id"])[-2:] == ["d", None],
-            "the update and the delete (with its tombstone)",
+            lambda records: None
+            if "u" in _ops(records, changed["event_id"]) and _ops(records, readings[8]["event_id"])[-2:] == ["d", None]
+            else "the update and the delete (with its tombstone)",
         )
         run_available_now(job, spark, config)
         expected = [changed if i == 7 else r for i, r in enumerate(readings) if i != 8]

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -97,9 +97,13 @@ def submit_job(job: str, env: dict, *args: str, output: Path | None = None) -> s
             log.close()
 
 
-def cdc_keys(bootstrap: str, topic: str) -> str:
-    """The keys of every record of a Debezium topic, one per line (each holds its document's ``_id``)."""
-    return "\n".join(r.key.decode(errors="replace") for r in consume_all(bootstrap, topic) if r.key is not None)
+def wait_for_records(bootstrap: str, topic: str, missing: Callable[[list], str | None], timeout_s: float = 180) -> None:
+    """Poll ``topic`` until ``missing(records)`` says nothing is missing (None); after ``timeout_s``
+    fail with what it last said was missing."""
+    deadline = time.monotonic() + timeout_s
+    while (lack := missing(consume_all(bootstrap, topic))) is not None:
+        assert time.monotonic() < deadline, f"{topic} after {timeout_s:.0f} s: {lack}"
+        time.sleep(1)
 
 
 def wait_for_cdc(config, event_ids: Iterable[str], timeout_s: float = 180) -> None:
@@ -108,15 +112,14 @@ def wait_for_cdc(config, event_ids: Iterable[str], timeout_s: float = 180) -> No
     By key, not by count: Debezium is at-least-once, and a snapshot that overlaps the writes emits
     some documents twice (``r`` and ``c``), so a count can be reached while a document is still missing.
     """
-    missing = set(event_ids)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        keys = cdc_keys(config.kafka.bootstrap_servers, config.kafka.cdc_topic)
-        missing = {event_id for event_id in missing if event_id not in keys}
-        if not missing:
-            return
-        assert time.monotonic() < deadline, f"no Debezium event for {len(missing)} documents: {sorted(missing)[:3]}"
-        time.sleep(1)
+    ids = sorted(set(event_ids))
+
+    def missing(records: list) -> str | None:
+        keys = "\n".join(r.key.decode(errors="replace") for r in records if r.key is not None)
+        absent = [event_id for event_id in ids if event_id not in keys]
+        return f"no Debezium event for {len(absent)} documents: {absent[:3]}" if absent else None
+
+    wait_for_records(config.kafka.bootstrap_servers, config.kafka.cdc_topic, missing, timeout_s)
 
 
 def close(a, b) -> bool:
