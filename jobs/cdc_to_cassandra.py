@@ -14,9 +14,17 @@ canonical reading (``jobs.transforms.cdc``) and, per micro-batch, in one ``forea
    original bytes and Kafka coordinates; the job goes on.
 3. recompute the **1 h and 1 d tumbling-window aggregates** (count, mean, min, max per pollutant,
    plus the AQI of the window means; on 1 h windows the PM NowCast and its AQI) of every window a
-   change of this batch falls in, and of the 11 hours after it (their NowCast includes it), *from
-   the readings table*, and upsert those that changed into ``aggregates_by_station``; a window left
-   without readings (all deleted) loses its aggregate row.
+   change falls in, and of the 11 hours after it (their NowCast includes it), *from the readings
+   table*, and upsert those that changed into ``aggregates_by_station``; a window left without
+   readings (all deleted) loses its aggregate row (``jobs.transforms.aggregates``).
+
+Two cadences. Streaming, the job runs two queries over the topic: ``cdc_to_cassandra`` applies
+each micro-batch to the readings table on the short trigger (the readings' latency), and
+``cdc_to_cassandra_aggregates`` recomputes the windows of its own micro-batches on
+``cdc.aggregates_trigger_interval``. An aggregates batch first waits until the readings query has
+committed a batch reaching its own end offsets, so it always reads a readings table that holds its
+changes; each query resumes from its own checkpoint, so a kill anywhere leaves no window behind.
+With ``--available-now`` (backfills, tests) one query does both, readings then aggregates, per batch.
 
 Why recompute from the readings table instead of Spark's stateful window aggregation: a streaming
 aggregation only ever adds. It cannot take back the old value of an updated reading or a deleted
@@ -44,45 +52,58 @@ Usage:
 
 The keyspace and tables must exist: ``python -m jobs.setup cassandra`` applies the committed CQL
 (``schemas/cql``); the job never creates them. ``--available-now`` processes what the topic holds
-and stops; without it the job runs on ``streaming.trigger_interval`` until stopped. The checkpoint
-lives at ``<paths.checkpoint_root>/cdc_to_cassandra``: a restart resumes from the last committed
-batch, and a replayed batch rewrites the same rows.
+and stops; without it the job runs on ``streaming.trigger_interval`` until stopped. The checkpoints
+live at ``<paths.checkpoint_root>/cdc_to_cassandra`` and ``…/cdc_to_cassandra_aggregates``: a
+restart resumes from the last committed batch of each, and a replayed batch rewrites the same rows.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
 
+from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
-from jobs.runner import StepTimes, run_job, start_foreach_batch
-from jobs.sinks import delete_from_cassandra, merge_into_delta, read_cassandra, with_retries, write_cassandra
+from jobs.runner import StepTimes, log_batch, run_job, start_foreach_batch
+from jobs.sinks import (
+    DeltaTxn,
+    append_to_delta,
+    delete_from_cassandra,
+    read_cassandra,
+    with_retries,
+    write_cassandra,
+)
+from jobs.transforms import aggregates as A
 from jobs.transforms import cdc as T
-from jobs.transforms.aqi import with_aqi
+from jobs.transforms.aqi import with_aqi_python
+from schemas.cassandra import aggregates_row_spark_schema
 from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
 
 QUERY_NAME = "cdc_to_cassandra"
+AGGREGATES_QUERY_NAME = "cdc_to_cassandra_aggregates"
+QUERY_NAMES = (QUERY_NAME, AGGREGATES_QUERY_NAME)
 log = logging.getLogger("aqstream.cdc_to_cassandra")
+
+EPOCH = datetime(1970, 1, 1)
+TIMESTAMP_COLUMNS = ("window_start", "window_end", "updated_at")
 
 
 def reading_aqi(rows: DataFrame) -> DataFrame:
     """The six AQI columns of a reading row, from its pollutants (µg/m³)."""
-    return with_aqi(rows)
-
-
-def aggregate_aqi(rows: DataFrame) -> DataFrame:
-    """The six AQI columns of an aggregate row, from its window means."""
-    return with_aqi(rows, {p: f"{p}_mean" for p in POLLUTANT_FIELDS})
+    return with_aqi_python(rows)
 
 
 def read_cdc_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
@@ -102,42 +123,134 @@ def decode(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:
     return T.decode_changes(kafka_rows, [SCHEMA_VERSION], config.cdc.schemas_enabled_flag())
 
 
-def batch_watermark(spark: SparkSession, checkpoint: str, batch_id: int) -> datetime | None:
-    """The event-time watermark Spark fixed for this batch, from the checkpoint's offset log.
+# --- the aggregates' I/O: keyed reads and writes through the Spark Cassandra Connector ----------------
 
-    Spark writes ``offsets/<batch_id>`` (version line, then metadata JSON with ``batchWatermarkMs``)
-    before it runs the batch, and a restarted query re-reads it, so the value is the one the batch
-    ran with. None when it cannot be read (then late changes are not counted for that batch).
-    """
-    try:
-        jvm = spark._jvm  # noqa: SLF001 - Hadoop FS, so object-store checkpoints work too
-        path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint}/offsets/{batch_id}")
-        fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
-        stream = fs.open(path)
-        try:
-            reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
-            reader.readLine()  # "v1"
-            metadata = json.loads(reader.readLine())
-        finally:
-            stream.close()
-        millis = int(metadata.get("batchWatermarkMs", 0))
-        return datetime.fromtimestamp(millis / 1000, tz=UTC).replace(tzinfo=None)
-    except Exception as exc:  # never fail a batch for a log line
-        log.warning("batch %d: watermark unknown (%s); late changes not counted", batch_id, exc)
-        return None
+
+def _micros(ts: datetime) -> int:
+    return (ts - EPOCH) // timedelta(microseconds=1)
+
+
+def _from_micros(micros: int | None) -> datetime | None:
+    return None if micros is None else EPOCH + timedelta(microseconds=micros)
+
+
+def changed_readings(changes: DataFrame) -> list[tuple[str, datetime]]:
+    """(station_id, ts) of every reading a change of ``changes`` upserts, patches or deletes."""
+    routed = changes.where(F.col("change_kind").isin(*T.ROUTED_KINDS))
+    rows = routed.select("station_id", F.unix_micros("event_time").alias("ts")).distinct().collect()
+    return [(r.station_id, _from_micros(r.ts)) for r in rows]
+
+
+def read_station_days(spark: SparkSession, config: PipelineConfig, days: Iterable[tuple[str, date]]) -> list[dict]:
+    """Every reading of the given (station_id, day) partitions: one keyed read per partition."""
+    cas = config.cassandra
+    keys = spark.createDataFrame(
+        list(days), StructType([StructField("station_id", StringType(), False), StructField("day", DateType(), False)])
+    )
+    rows = (
+        keys.join(read_cassandra(spark, cas, cas.readings_table), ["station_id", "day"])
+        .select("station_id", F.unix_micros("ts").alias("ts"), *POLLUTANT_FIELDS)
+        .collect()
+    )
+    return [{**row.asDict(), "ts": _from_micros(row.ts)} for row in rows]
+
+
+def _window_keys_frame(spark: SparkSession, windows: Iterable[A.WindowKey]) -> DataFrame:
+    keys = spark.createDataFrame(
+        [(station, size, _micros(start)) for station, size, start in windows],
+        "station_id string, window_size string, window_start_us long",
+    )
+    return keys.select("station_id", "window_size", F.expr("timestamp_micros(window_start_us)").alias("window_start"))
+
+
+def read_stored_aggregates(
+    spark: SparkSession, config: PipelineConfig, windows: set[A.WindowKey]
+) -> dict[A.WindowKey, dict[str, Any]]:
+    """The aggregates table's rows of ``windows``: one keyed read per row (its full primary key)."""
+    cas = config.cassandra
+    keys = ["station_id", "window_size", "window_start"]
+    rows = (
+        _window_keys_frame(spark, windows)
+        .join(read_cassandra(spark, cas, cas.aggregates_table), keys)
+        .select(
+            "station_id",
+            "window_size",
+            F.unix_micros("window_start").alias("window_start"),
+            F.unix_micros("window_end").alias("window_end"),
+            *[c for c in A.compared_columns() if c != "window_end"],
+        )
+        .collect()
+    )
+    stored = {}
+    for row in rows:
+        values = row.asDict()
+        values["window_start"], values["window_end"] = (_from_micros(values[c]) for c in ("window_start", "window_end"))
+        stored[(values["station_id"], values["window_size"], values["window_start"])] = values
+    return stored
+
+
+def write_aggregate_rows(spark: SparkSession, config: PipelineConfig, rows: list[dict[str, Any]]) -> None:
+    """Upsert aggregate rows (times as epoch microseconds in between: no local time zone involved)."""
+    schema = aggregates_row_spark_schema()
+    names = [f.name for f in schema.fields]
+    as_longs = StructType(
+        [StructField(f.name, LongType() if f.name in TIMESTAMP_COLUMNS else f.dataType, f.nullable) for f in schema]
+    )
+    frame = spark.createDataFrame(
+        [tuple(_micros(row[n]) if n in TIMESTAMP_COLUMNS else row[n] for n in names) for row in rows], as_longs
+    ).select(*[F.expr(f"timestamp_micros({n})").alias(n) if n in TIMESTAMP_COLUMNS else F.col(n) for n in names])
+    write_cassandra(frame, config.cassandra, config.cassandra.aggregates_table)
+
+
+def recompute_aggregates(
+    spark: SparkSession, config: PipelineConfig, changed: list[tuple[str, datetime]], times: StepTimes
+) -> tuple[int, int, int]:
+    """Recompute every window the changed readings fall in (and their NowCast followers) from the
+    readings table; write the rows that changed, delete the windows left empty. Returns (windows
+    recomputed, rows written, rows deleted)."""
+    if not changed:
+        return 0, 0, 0
+    now = datetime.now(UTC).replace(tzinfo=None)
+    windows = A.windows_to_recompute(changed)
+    with times.step("read readings"):
+        readings = read_station_days(spark, config, A.days_to_read(changed))
+    with times.step("compute"):
+        rows = A.window_rows(readings, windows, now)
+    with times.step("read aggregates"):
+        stored = read_stored_aggregates(spark, config, windows)
+    changed_rows = A.changed_rows(rows, stored)
+    emptied = A.emptied_windows(windows, rows, stored)
+    with times.step("write aggregates"):
+        if changed_rows:
+            with_retries("cassandra aggregates upsert", lambda: write_aggregate_rows(spark, config, changed_rows))
+        if emptied:
+            cas = config.cassandra
+            with_retries(
+                "cassandra aggregates delete",
+                lambda: delete_from_cassandra(_window_keys_frame(spark, emptied), cas, cas.aggregates_table),
+            )
+    return len(A.touched_windows(changed)), len(changed_rows), len(emptied)
+
+
+# --- the readings query -----------------------------------------------------------------------------------
 
 
 class CdcBatchWriter:
-    """The ``foreachBatch`` function: apply one micro-batch of changes to Cassandra.
+    """The ``foreachBatch`` function of the readings query: apply one micro-batch of changes to
+    the readings table (and, with ``aggregates_inline``, recompute their windows right after).
 
-    Exceptions propagate (after the sinks' retries): the query fails loudly and the batch is
-    replayed on restart; every write is an upsert or delete by key, and the aggregates are
-    recomputed from the readings table, so a replay ends in the same state.
+    The usual batch is one Spark job: the upsert write, with the batch's tallies observed on its
+    way (``DataFrame.observe``). Patches, deletes and quarantined events add a job each when the
+    batch has them. Exceptions propagate (after the sinks' retries): the query fails loudly and the
+    batch is replayed on restart; every write is an upsert or delete by key, so a replay ends in
+    the same state.
     """
 
-    def __init__(self, config: PipelineConfig):
+    def __init__(self, config: PipelineConfig, aggregates_inline: bool = False):
         self.config = config
+        self.aggregates_inline = aggregates_inline
         self.checkpoint = config.paths.checkpoint(QUERY_NAME)
+        self._query_id: str | None = None
 
     def __call__(self, changes: DataFrame, batch_id: int) -> None:
         changes = changes.persist()
@@ -149,159 +262,160 @@ class CdcBatchWriter:
     def _write(self, changes: DataFrame, batch_id: int) -> None:
         cfg, cas = self.config, self.config.cassandra
         spark = changes.sparkSession
-        now = datetime.now(UTC).replace(tzinfo=None)
         times = StepTimes()
-        with times.step("classify"):
-            kinds = {row.change_kind: row["count"] for row in changes.groupBy("change_kind").count().collect()}
-        if not kinds:
-            return
-
-        quarantined = T.quarantine_records(changes, F.lit(now)).persist()
-        last = T.last_changes(changes).persist()
-        try:
-            n_quarantined = kinds.get(T.QUARANTINE, 0)
-            if n_quarantined:
-                with times.step("quarantine"):
-                    for row in quarantined.groupBy("reason_code").count().collect():
-                        log.warning("batch %d: %d changes quarantined: %s", batch_id, row["count"], row.reason_code)
-                    with_retries(
-                        "delta cdc quarantine merge",
-                        lambda: merge_into_delta(
-                            quarantined, str(cfg.paths.cdc_quarantine), ["topic", "partition", "offset"]
-                        ),
-                    )
-
-            watermark = batch_watermark(spark, self.checkpoint, batch_id)
-            with times.step("last change"):
-                # one Spark job for the counts per kind and the late changes (each count() is a job
-                # with its own fixed cost, which dominates small batches)
-                late = T.is_late(F.lit(watermark)) if watermark is not None else F.lit(False)
-                winners = {
-                    row.change_kind: row
-                    for row in last.groupBy("change_kind")
-                    .agg(
-                        F.count("*").alias("n"),
-                        F.count(F.when(late, 1)).alias("late"),
-                        F.min(F.when(late, F.col("event_time"))).alias("oldest"),
-                    )
-                    .collect()
-                }
-            n_up, n_patch, n_del = (winners[k].n if k in winners else 0 for k in (T.UPSERT, T.PATCH, T.DELETE))
-            with times.step("readings"):
-                if n_up:
-                    rows = T.to_reading_rows(last.where(F.col("change_kind") == T.UPSERT), reading_aqi)
-                    with_retries("cassandra readings upsert", lambda: write_cassandra(rows, cas, cas.readings_table))
-                if n_patch:
-                    rows = T.to_patch_rows(last.where(F.col("change_kind") == T.PATCH))
-                    with_retries(
-                        "cassandra readings patch",
-                        lambda: write_cassandra(rows, cas, cas.readings_table, ignore_nulls=True),
-                    )
-                if n_del:
-                    keys = T.delete_keys(last.where(F.col("change_kind") == T.DELETE))
-                    with_retries(
-                        "cassandra readings delete", lambda: delete_from_cassandra(keys, cas, cas.readings_table)
-                    )
-
-            late_summary = self._late(list(winners.values()), watermark, batch_id)
-            with times.step("aggregates"):
-                n_windows, n_written, n_emptied = (
-                    self._aggregates(last, spark, now) if (n_up or n_patch or n_del) else (0, 0, 0)
+        watermark = batch_watermark(spark, self.checkpoint, batch_id)
+        late = T.is_late(F.lit(watermark)) if watermark is not None else F.lit(False)
+        routed = F.col("change_kind").isin(*T.ROUTED_KINDS)
+        kinds = Observation("cdc_kinds")
+        observed = changes.observe(
+            kinds,
+            F.count(F.lit(1)).alias("rows"),
+            *[F.count(F.when(F.col("change_kind") == k, 1)).alias(k) for k in (*T.ROUTED_KINDS, T.QUARANTINE)],
+            F.count(F.when(routed & late, 1)).alias("late"),
+            F.min(F.when(routed & late, F.col("event_time"))).alias("oldest_late"),
+        )
+        last = T.last_changes(observed)
+        with times.step("readings"):
+            rows = T.to_reading_rows(last.where(F.col("change_kind") == T.UPSERT), reading_aqi)
+            with_retries("cassandra readings upsert", lambda: write_cassandra(rows, cas, cas.readings_table))
+        tally = kinds.get
+        if tally[T.PATCH]:
+            with times.step("patches"):
+                rows = T.to_patch_rows(last.where(F.col("change_kind") == T.PATCH))
+                with_retries(
+                    "cassandra readings patch",
+                    lambda: write_cassandra(rows, cas, cas.readings_table, ignore_nulls=True),
                 )
-            log.info(
-                "batch %d: %s; %d upserts, %d patches, %d deletes, %d quarantined; late %s; "
-                "%d windows recomputed, %d aggregate rows written, %d emptied; %s",
-                batch_id,
-                ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())),
-                n_up,
-                n_patch,
-                n_del,
-                n_quarantined,
-                late_summary,
-                n_windows,
-                n_written,
-                n_emptied,
-                times,
-            )
-        finally:
-            quarantined.unpersist()
-            last.unpersist()
+        if tally[T.DELETE]:
+            with times.step("deletes"):
+                keys = T.delete_keys(last.where(F.col("change_kind") == T.DELETE))
+                with_retries("cassandra readings delete", lambda: delete_from_cassandra(keys, cas, cas.readings_table))
+        if tally[T.QUARANTINE]:
+            with times.step("quarantine"):
+                self._quarantine(changes, batch_id)
+        late_summary = _late_summary(tally["late"], tally["oldest_late"], watermark, batch_id)
+        windows = written = emptied = 0
+        if self.aggregates_inline and any(tally[k] for k in T.ROUTED_KINDS):
+            with times.step("changed readings"):
+                changed = changed_readings(changes)
+            windows, written, emptied = recompute_aggregates(spark, cfg, changed, times)
+        log.info(
+            "batch %d: %d changes: %s; late %s%s; %s",
+            batch_id,
+            tally["rows"],
+            ", ".join(f"{k} {tally[k]}" for k in (*T.ROUTED_KINDS, T.QUARANTINE)),
+            late_summary,
+            f"; {windows} windows recomputed, {written} aggregate rows written, {emptied} emptied"
+            if self.aggregates_inline
+            else "",
+            times,
+        )
+        counts = {k: tally[k] for k in (*T.ROUTED_KINDS, T.QUARANTINE)}
+        log_batch(QUERY_NAME, batch_id, tally["rows"], times, late=tally["late"], **counts)
 
-    @staticmethod
-    def _late(winners: list, watermark: datetime | None, batch_id: int) -> str:
-        """The batch's late changes (counted per kind in the same job as the kinds) for its log line."""
-        if watermark is None:
-            return "unknown"
-        n = sum(row.late for row in winners)
-        if n:
-            oldest = min(row.oldest for row in winners if row.oldest is not None)
-            log.warning(
-                "batch %d: %d changes later than the watermark %s (oldest ts %s): applied, windows recomputed",
-                batch_id,
-                n,
-                watermark,
-                oldest,
-            )
-            return f"{n} (watermark {watermark}, oldest {oldest})"
-        return f"0 (watermark {watermark})"
+    def _quarantine(self, changes: DataFrame, batch_id: int) -> None:
+        quarantined = T.quarantine_records(changes, F.current_timestamp())
+        for row in quarantined.groupBy("reason_code").count().collect():
+            log.warning("batch %d: %d changes quarantined: %s", batch_id, row["count"], row.reason_code)
+        if self._query_id is None:
+            self._query_id = query_id(changes.sparkSession, self.checkpoint)
+        txn = DeltaTxn(self._query_id, batch_id)
+        with_retries(
+            "delta cdc quarantine append",
+            lambda: append_to_delta(quarantined, str(self.config.paths.cdc_quarantine), txn),
+        )
 
-    def _aggregates(self, last: DataFrame, spark: SparkSession, now: datetime) -> tuple[int, int, int]:
-        """Recompute every window a change of this batch falls in, from the readings table."""
-        cas = self.config.cassandra
-        touched = T.touched_windows(last).persist()
-        try:
-            # the NowCast of the 11 hours after a change includes it: recompute those too, reading the
-            # days around each changed one for the 12 hours of history a 1 h window's NowCast needs
-            recompute = touched.unionByName(T.nowcast_windows(last)).distinct()
-            days = T.recompute_days(last)
-            readings = days.join(read_cassandra(spark, cas, cas.readings_table), ["station_id", "day"]).select(
-                "station_id", "ts", *POLLUTANT_FIELDS
-            )
-            recomputed = T.window_aggregates(readings).join(
-                recompute, ["station_id", "window_size", "window_start"], "left_semi"
-            )
-            rows = T.aggregate_rows(recomputed, F.lit(now), aggregate_aqi).persist()
-            try:
-                existing = rows.select("station_id", "window_size", "window_start").join(
-                    read_cassandra(spark, cas, cas.aggregates_table),
-                    ["station_id", "window_size", "window_start"],
+
+def _late_summary(n: int, oldest: datetime | None, watermark: datetime | None, batch_id: int) -> str:
+    """The batch's late changes for its log line (and a warning when there are any)."""
+    if watermark is None:
+        return "unknown"
+    if n:
+        log.warning(
+            "batch %d: %d changes later than the watermark %s (oldest ts %s): applied, windows recomputed",
+            batch_id,
+            n,
+            watermark,
+            oldest,
+        )
+        return f"{n} (watermark {watermark}, oldest {oldest})"
+    return f"0 (watermark {watermark})"
+
+
+# --- the aggregates query ---------------------------------------------------------------------------------
+
+
+def offsets_reached(done: dict[str, dict[int, int]], needed: dict[str, dict[int, int]]) -> bool:
+    """True when ``done`` (a query's committed end offsets) reaches ``needed`` on every partition."""
+    return all(done.get(topic, {}).get(p, 0) >= end for topic, parts in needed.items() for p, end in parts.items())
+
+
+class AggregatesBatchWriter:
+    """The ``foreachBatch`` function of the aggregates query: recompute the windows of its changes
+    once the readings query has applied them (its committed offsets reach this batch's end)."""
+
+    def __init__(self, config: PipelineConfig, readings: StreamingQuery, poll_s: float = 0.1):
+        self.config = config
+        self.checkpoint = config.paths.checkpoint(AGGREGATES_QUERY_NAME)
+        self.readings_checkpoint = config.paths.checkpoint(QUERY_NAME)
+        self.readings = readings
+        self.poll_s = poll_s
+
+    def __call__(self, changes: DataFrame, batch_id: int) -> None:
+        spark = changes.sparkSession
+        times = StepTimes()
+        with times.step("changed readings"):
+            changed = changed_readings(changes)
+        with times.step("wait for readings"):
+            self._wait_for_readings(spark, batch_id)
+        windows, written, emptied = recompute_aggregates(spark, self.config, changed, times)
+        log.info(
+            "aggregates batch %d: %d readings changed; %d windows recomputed, %d rows written, %d emptied; %s",
+            batch_id,
+            len(changed),
+            windows,
+            written,
+            emptied,
+            times,
+        )
+        log_batch(AGGREGATES_QUERY_NAME, batch_id, len(changed), times, written=written, emptied=emptied)
+
+    def _wait_for_readings(self, spark: SparkSession, batch_id: int) -> None:
+        needed = batch_end_offsets(spark, self.checkpoint, batch_id)
+        if needed is None:
+            raise RuntimeError(f"{AGGREGATES_QUERY_NAME}: no offsets for batch {batch_id} in {self.checkpoint}")
+        deadline = time.monotonic() + self.config.cdc.aggregates_wait_timeout_s
+        while not offsets_reached(committed_end_offsets(spark, self.readings_checkpoint), needed):
+            if not self.readings.isActive:
+                raise RuntimeError(
+                    f"{AGGREGATES_QUERY_NAME} batch {batch_id} needs the readings of offsets {needed}, "
+                    f"and the {QUERY_NAME} query is not running"
                 )
-                changed = T.changed_aggregates(rows, existing).persist()
-                try:
-                    n_written = changed.count()
-                    if n_written:
-                        with_retries(
-                            "cassandra aggregates upsert",
-                            lambda: write_cassandra(changed, cas, cas.aggregates_table),
-                        )
-                finally:
-                    changed.unpersist()
-                keys = ["station_id", "window_size", "window_start"]
-                present = rows.select(*keys, F.lit(True).alias("_present"))
-                # touched and emptied windows counted in one job
-                tally = (
-                    touched.join(present, keys, "left")
-                    .agg(F.count("*").alias("touched"), F.count(F.when(F.col("_present").isNull(), 1)).alias("emptied"))
-                    .first()
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{AGGREGATES_QUERY_NAME} batch {batch_id}: {QUERY_NAME} did not reach offsets {needed} in "
+                    f"{self.config.cdc.aggregates_wait_timeout_s:.0f}s (cdc.aggregates_wait_timeout_s)"
                 )
-                if tally.emptied:
-                    emptied = touched.join(rows, keys, "left_anti")
-                    with_retries(
-                        "cassandra aggregates delete",
-                        lambda: delete_from_cassandra(emptied, cas, cas.aggregates_table),
-                    )
-                return tally.touched, n_written, tally.emptied
-            finally:
-                rows.unpersist()
-        finally:
-            touched.unpersist()
+            time.sleep(self.poll_s)
 
 
-def start(spark: SparkSession, config: PipelineConfig, available_now: bool = False) -> StreamingQuery:
+def start(spark: SparkSession, config: PipelineConfig, available_now: bool = False) -> list[StreamingQuery]:
     changes = decode(read_cdc_topic(spark, config), config).withWatermark(
         "event_time", config.streaming.aggregate_watermark
     )
-    return start_foreach_batch(changes, QUERY_NAME, CdcBatchWriter(config), config, available_now)
+    if available_now:
+        writer = CdcBatchWriter(config, aggregates_inline=True)
+        return [start_foreach_batch(changes, QUERY_NAME, writer, config, available_now=True)]
+    readings = start_foreach_batch(changes, QUERY_NAME, CdcBatchWriter(config), config, available_now=False)
+    aggregates = start_foreach_batch(
+        decode(read_cdc_topic(spark, config), config),
+        AGGREGATES_QUERY_NAME,
+        AggregatesBatchWriter(config, readings),
+        config,
+        available_now=False,
+        trigger_interval=config.cdc.aggregates_trigger_interval,
+    )
+    return [readings, aggregates]
 
 
 def main(argv: list[str] | None = None) -> int:

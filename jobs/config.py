@@ -87,13 +87,15 @@ class PathsConfig(_Section):
 
 class StreamingConfig(_Section):
     trigger_interval: str = "1 second"
+    # raw_to_mongo's Delta bronze query (a Delta commit costs ~1-2 s whatever its size: fewer, larger ones)
+    bronze_trigger_interval: str = "10 seconds"
     future_tolerance: str = "10 minutes"
     max_record_bytes: int = Field(default=262144, gt=0)
     aggregate_watermark: str = "2 hours"
 
-    _check_intervals = field_validator("trigger_interval", "future_tolerance", "aggregate_watermark")(
-        classmethod(lambda cls, v: _interval(v))
-    )
+    _check_intervals = field_validator(
+        "trigger_interval", "bronze_trigger_interval", "future_tolerance", "aggregate_watermark"
+    )(classmethod(lambda cls, v: _interval(v)))
 
 
 class CdcConfig(_Section):
@@ -103,6 +105,12 @@ class CdcConfig(_Section):
     schemas_enabled: Literal["auto", "true", "false"] = "auto"
     # Kafka records per micro-batch (null: kafka.max_offsets_per_trigger)
     max_offsets_per_trigger: int | None = Field(default=None, gt=0)
+    # the aggregates query's trigger (the readings query runs on streaming.trigger_interval)
+    aggregates_trigger_interval: str = "5 seconds"
+    # how long an aggregates batch waits for the readings query to apply its changes before failing
+    aggregates_wait_timeout_s: float = Field(default=600.0, gt=0)
+
+    _check_interval = field_validator("aggregates_trigger_interval")(classmethod(lambda cls, v: _interval(v)))
 
     def schemas_enabled_flag(self) -> bool | None:
         return None if self.schemas_enabled == "auto" else self.schemas_enabled == "true"

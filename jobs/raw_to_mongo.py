@@ -4,8 +4,10 @@ Reads the raw topic with the canonical reading's explicit schema, sends every re
 a check (bad bytes, bad JSON, wrong types, missing fields, unknown schema version, absurd values,
 future timestamps) to quarantine — a Delta table and the Kafka topic ``aq.readings.quarantine``,
 with the reason, the original bytes and the Kafka coordinates — and writes the valid readings,
-one per ``event_id``, to MongoDB (upsert by ``_id``) and to the Delta bronze table (MERGE by
-``event_id``, with the UTC date for file skipping). Replays and re-sent readings change nothing.
+one per ``event_id``, to MongoDB (upsert by ``_id``), and every valid Kafka record once to the
+Delta bronze table (an idempotent append per batch, with the record's Kafka coordinates and UTC
+date; ``jobs.bronze.readings`` is its one-row-per-``event_id`` view). Replays change nothing;
+a re-sent reading changes no MongoDB document and adds its record to bronze.
 
 Usage:
     python -m jobs.submit raw_to_mongo [--config conf/pipeline.toml] [--available-now]
@@ -26,17 +28,20 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file by spark-submit: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
-from jobs.runner import StepTimes, run_job, start_foreach_batch
-from jobs.sinks import merge_into_delta, produce_to_kafka, upsert_mongo, with_retries
+from jobs.runner import StepTimes, log_batch, run_job, start_foreach_batch
+from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
 from schemas.reading import READING_FIELDS, SCHEMA_VERSION, reading_spark_schema
 
 QUERY_NAME = "raw_to_mongo"
+BRONZE_QUERY_NAME = "raw_to_mongo_bronze"
+QUERY_NAMES = (QUERY_NAME, BRONZE_QUERY_NAME)
 log = logging.getLogger("aqstream.raw_to_mongo")
 
 READING_SCHEMA = reading_spark_schema()
@@ -74,12 +79,17 @@ def check_records(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:
 class RawBatchWriter:
     """The ``foreachBatch`` function: split one micro-batch and write each part to its sinks.
 
-    Exceptions propagate (after the sinks' retries): the query fails and the batch is replayed
-    on restart, which the idempotent sinks absorb.
+    One pass: the MongoDB write is the batch's one Spark job on the usual path, and the batch's
+    counts are observed during it (``DataFrame.observe``) instead of counted by jobs of their own.
+    The quarantine is a Delta append made idempotent per batch (``txnAppId`` = the query's id,
+    ``txnVersion`` = the batch id: a replayed batch is skipped by Delta without reading the table)
+    plus the Kafka quarantine topic. Exceptions propagate (after the sinks' retries): the query
+    fails and the batch is replayed on restart, which the idempotent sinks absorb.
     """
 
     def __init__(self, config: PipelineConfig):
         self.config = config
+        self.query_id = QueryId(config.paths.checkpoint(QUERY_NAME))
 
     def __call__(self, kafka_rows: DataFrame, batch_id: int) -> None:
         checked = check_records(kafka_rows, self.config).persist()
@@ -91,63 +101,83 @@ class RawBatchWriter:
     def _write(self, checked: DataFrame, batch_id: int) -> None:
         cfg = self.config
         times = StepTimes()
-        readings = T.valid_readings(checked, READING_SCHEMA)
-        unique = T.drop_duplicate_readings(readings).persist()
-        quarantined = T.quarantine_records(checked, F.current_timestamp()).persist()
-        try:
-            with times.step("check"):
-                # one Spark job for every count (each count() would be a job with its own fixed cost)
-                valid = F.col("quarantine_reason").isNull()
-                counts = checked.agg(
-                    F.count("*").alias("rows_in"),
-                    F.count(F.when(valid, 1)).alias("valid"),
-                    F.count_distinct(F.when(valid, F.col("reading.event_id"))).alias("unique"),
-                ).first()
-                rows_in, n_valid, n_unique = counts.rows_in, counts.valid, counts.unique
-                n_quarantined = rows_in - n_valid
-            if n_unique:
-                with times.step("mongo"):
-                    with_retries("mongo upsert", lambda: upsert_mongo(T.to_mongo_documents(unique), cfg.mongo))
-                with times.step("bronze"):
-                    with_retries(
-                        "delta bronze merge",
-                        lambda: merge_into_delta(
-                            T.to_bronze_rows(unique), str(cfg.paths.bronze), ["event_id"], prune_by=["date"]
-                        ),
-                    )
-            if n_quarantined:
-                with times.step("quarantine"):
-                    with_retries(
-                        "delta quarantine merge",
-                        lambda: merge_into_delta(
-                            quarantined, str(cfg.paths.quarantine), ["topic", "partition", "offset"]
-                        ),
-                    )
-                    with_retries(
-                        "kafka quarantine",
-                        lambda: produce_to_kafka(
-                            T.to_quarantine_kafka_messages(quarantined),
-                            cfg.kafka.bootstrap_servers,
-                            cfg.kafka.quarantine_topic,
-                        ),
-                    )
-            log.info(
-                "batch %d: %d rows in, %d valid, %d quarantined, %d duplicates dropped, %d written in %s",
-                batch_id,
-                rows_in,
-                n_valid,
-                n_quarantined,
-                n_valid - n_unique,
-                n_unique,
-                times,
-            )
-        finally:
-            unique.unpersist()
-            quarantined.unpersist()
+        valid = F.col("quarantine_reason").isNull()
+        arrived, written = Observation("raw_arrived"), Observation("raw_written")
+        observed = checked.observe(
+            arrived, F.count(F.lit(1)).alias("rows_in"), F.count(F.when(valid, 1)).alias("valid")
+        )
+        unique = T.drop_duplicate_readings(T.valid_readings(observed, READING_SCHEMA))
+        documents = T.to_mongo_documents(unique).observe(written, F.count(F.lit(1)).alias("unique"))
+        with times.step("mongo"):
+            with_retries("mongo upsert", lambda: upsert_mongo(documents, cfg.mongo))
+        rows_in, n_valid = arrived.get["rows_in"], arrived.get["valid"]
+        n_unique, n_quarantined = written.get["unique"], rows_in - n_valid
+        if n_quarantined:
+            with times.step("quarantine"):
+                quarantined = T.quarantine_records(checked, F.current_timestamp())
+                with_retries(
+                    "delta quarantine append",
+                    lambda: append_to_delta(
+                        quarantined,
+                        str(cfg.paths.quarantine),
+                        DeltaTxn(self.query_id.of(checked.sparkSession), batch_id),
+                    ),
+                )
+                with_retries(
+                    "kafka quarantine",
+                    lambda: produce_to_kafka(
+                        T.to_quarantine_kafka_messages(quarantined),
+                        cfg.kafka.bootstrap_servers,
+                        cfg.kafka.quarantine_topic,
+                    ),
+                )
+        log.info(
+            "batch %d: %d rows in, %d valid, %d quarantined, %d duplicates dropped, %d written in %s",
+            batch_id,
+            rows_in,
+            n_valid,
+            n_quarantined,
+            n_valid - n_unique,
+            n_unique,
+            times,
+        )
+        log_batch(QUERY_NAME, batch_id, rows_in, times, valid=n_valid, quarantined=n_quarantined, written=n_unique)
 
 
-def start(spark: SparkSession, config: PipelineConfig, available_now: bool = False) -> StreamingQuery:
-    return start_foreach_batch(read_raw_topic(spark, config), QUERY_NAME, RawBatchWriter(config), config, available_now)
+class BronzeBatchWriter:
+    """The ``foreachBatch`` function of the bronze query: every valid record of the micro-batch,
+    appended once to the Delta bronze table (idempotent per batch, as the quarantine)."""
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+        self.query_id = QueryId(config.paths.checkpoint(BRONZE_QUERY_NAME))
+
+    def __call__(self, kafka_rows: DataFrame, batch_id: int) -> None:
+        times = StepTimes()
+        rows = T.to_bronze_rows(check_records(kafka_rows, self.config), READING_SCHEMA)
+        txn = DeltaTxn(self.query_id.of(kafka_rows.sparkSession), batch_id)
+        with times.step("bronze"):
+            with_retries("delta bronze append", lambda: append_to_delta(rows, str(self.config.paths.bronze), txn))
+        # no count here: a count would be a Spark job of its own, and an observation never completes
+        # when Delta skips a replayed batch (no job runs)
+        log.info("bronze batch %d: valid records appended in %s", batch_id, times)
+        log_batch(BRONZE_QUERY_NAME, batch_id, None, times)
+
+
+def start(spark: SparkSession, config: PipelineConfig, available_now: bool = False) -> list[StreamingQuery]:
+    """The MongoDB query on the short trigger, the bronze query on its own (``bronze_trigger_interval``):
+    a Delta commit costs more than a small batch may take, so bronze gathers several."""
+    return [
+        start_foreach_batch(read_raw_topic(spark, config), QUERY_NAME, RawBatchWriter(config), config, available_now),
+        start_foreach_batch(
+            read_raw_topic(spark, config),
+            BRONZE_QUERY_NAME,
+            BronzeBatchWriter(config),
+            config,
+            available_now,
+            trigger_interval=config.streaming.bronze_trigger_interval,
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ config error at start, and a query that is stopped on the way out.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -20,7 +21,7 @@ from pyspark.sql.streaming import StreamingQuery
 from jobs.config import ConfigError, PipelineConfig, load_config
 from jobs.session import build_spark
 
-StartQuery = Callable[[SparkSession, PipelineConfig, bool], StreamingQuery]
+StartQueries = Callable[[SparkSession, PipelineConfig, bool], list[StreamingQuery]]
 
 
 class StepTimes:
@@ -38,9 +39,29 @@ class StepTimes:
         finally:
             self.steps[name] = self.steps.get(name, 0.0) + time.perf_counter() - begun
 
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
     def __str__(self) -> str:
         parts = ", ".join(f"{name} {seconds:.1f}" for name, seconds in self.steps.items())
-        return f"{time.perf_counter() - self.started:.1f} s ({parts})"
+        return f"{self.seconds:.1f} s ({parts})"
+
+
+BATCH_LOG = logging.getLogger("aqstream.batches")
+
+
+def log_batch(query: str, batch_id: int, rows: int | None, times: StepTimes, **counts: int) -> None:
+    """One JSON line per micro-batch on ``aqstream.batches``: what the bench and monitoring read."""
+    record = {
+        "query": query,
+        "batch_id": batch_id,
+        "rows": rows,
+        "seconds": round(times.seconds, 4),
+        "steps": {name: round(seconds, 4) for name, seconds in times.steps.items()},
+        **counts,
+    }
+    BATCH_LOG.info(json.dumps(record, sort_keys=True))
 
 
 def start_foreach_batch(
@@ -49,8 +70,10 @@ def start_foreach_batch(
     write_batch: Callable[[DataFrame, int], None],
     config: PipelineConfig,
     available_now: bool,
+    trigger_interval: str | None = None,
 ) -> StreamingQuery:
-    """Start ``stream`` → ``write_batch`` with its checkpoint at ``<checkpoint_root>/<name>``."""
+    """Start ``stream`` → ``write_batch`` with its checkpoint at ``<checkpoint_root>/<name>``
+    (trigger: ``availableNow``, else ``trigger_interval`` or ``streaming.trigger_interval``)."""
     writer = (
         stream.writeStream.queryName(name)
         .foreachBatch(write_batch)
@@ -59,11 +82,35 @@ def start_foreach_batch(
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:
-        writer = writer.trigger(processingTime=config.streaming.trigger_interval)
+        writer = writer.trigger(processingTime=trigger_interval or config.streaming.trigger_interval)
     return writer.start()
 
 
-def run_job(name: str, usage: str | None, start: StartQuery, argv: list[str] | None = None) -> int:
+def await_all(queries: list[StreamingQuery], timeout_s: float | None = None) -> None:
+    """Wait until every query has terminated; the first that fails stops the others and is raised.
+
+    A query that ends on its own (``availableNow``) is fine; one that dies takes the job down
+    loudly, so a restart resumes every query from its checkpoint.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    try:
+        while any(q.isActive for q in queries):
+            for query in queries:
+                if query.exception() is not None:
+                    raise query.exception()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"queries still running after {timeout_s:.0f}s: {[q.name for q in queries]}")
+            active = next(q for q in queries if q.isActive)
+            active.awaitTermination(timeout=1)
+        for query in queries:
+            if query.exception() is not None:
+                raise query.exception()
+    finally:
+        for query in queries:
+            query.stop()
+
+
+def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] | None = None) -> int:
     """Parse ``--config``/``--available-now``, build the session, start the query, wait for it."""
     parser = argparse.ArgumentParser(prog=name, description=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="pipeline config TOML (default conf/pipeline.toml)")
@@ -77,12 +124,10 @@ def run_job(name: str, usage: str | None, start: StartQuery, argv: list[str] | N
         print(exc, file=sys.stderr)
         return 2
     spark = build_spark(config, f"aqstream-{name}")
-    query = start(spark, config, args.available_now)
-    logging.getLogger(f"aqstream.{name}").info(
-        "query %s started (id %s); Spark UI at %s", name, query.id, spark.sparkContext.uiWebUrl
-    )
-    try:
-        query.awaitTermination()  # raises if a batch failed: the job exits non-zero, loudly
-    finally:
-        query.stop()
+    log = logging.getLogger(f"aqstream.{name}")
+    log.info("Spark UI at %s", spark.sparkContext.uiWebUrl)
+    queries = start(spark, config, args.available_now)
+    for query in queries:
+        log.info("query %s running (id %s)", query.name, query.id)
+    await_all(queries)  # raises if a batch failed: the job exits non-zero, loudly
     return 0

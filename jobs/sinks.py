@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
@@ -59,27 +60,30 @@ def upsert_mongo(documents: DataFrame, mongo: MongoConfig) -> None:
     )
 
 
-def merge_into_delta(rows: DataFrame, path: str, keys: list[str], prune_by: list[str] | None = None) -> None:
-    """Insert the rows whose ``keys`` are not in the Delta table yet (creating it on first use).
+@dataclass(frozen=True)
+class DeltaTxn:
+    """Delta's idempotent-write key: a table records the highest ``version`` written per ``app_id``
+    and skips any write with a version not above it (a replayed micro-batch)."""
 
-    A MERGE instead of an append: a replayed batch or a re-sent reading finds its key and is
-    skipped, so the table holds each key once. ``prune_by`` names columns that a key determines
-    (``date`` for a reading): the condition then lists the batch's values of each as literals, so
-    Delta skips, by the min/max statistics it keeps per file, every file that cannot hold a key of
-    the batch. A join condition alone (``t.date = s.date``) skips nothing, and each MERGE would
-    read the whole table, slower with every batch.
+    app_id: str
+    version: int
+
+
+def append_to_delta(rows: DataFrame, path: str, txn: DeltaTxn) -> None:
+    """Append ``rows`` to the Delta table at ``path`` (created on first use) once per ``txn``.
+
+    Delta's own idempotent write (``txnAppId``/``txnVersion``): a batch that is replayed after a
+    crash finds its version already recorded in the table's log and writes nothing, without reading
+    a data file; an append never rewrites old files, so its cost does not grow with the table.
+    https://docs.delta.io/latest/delta-streaming.html#idempotent-table-writes-in-foreachbatch
     """
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
-    spark = rows.sparkSession
-    if not DeltaTable.isDeltaTable(spark, path):
-        rows.limit(0).write.format("delta").mode("ignore").save(path)
-    condition = F.expr(" AND ".join(f"t.`{k}` = s.`{k}`" for k in keys))
-    for column in prune_by or []:
-        values = [row[0] for row in rows.select(column).distinct().collect()]
-        condition = condition & F.col(f"t.`{column}`").isin(values)
-    DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition).whenNotMatchedInsertAll().execute()
+    (
+        rows.write.format("delta")
+        .mode("append")
+        .option("txnAppId", txn.app_id)
+        .option("txnVersion", txn.version)
+        .save(path)
+    )
 
 
 def produce_to_kafka(messages: DataFrame, bootstrap_servers: str, topic: str) -> None:

@@ -35,12 +35,10 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from jobs.transforms.aqi import NOWCAST_HOURS, nowcast_aqi_col, with_nowcast
 from jobs.transforms.quarantine import first_of, quarantine_rows, reason
-from schemas.cassandra import AGGREGATE_STATS, AQI_COLUMNS, NOWCAST_COLUMNS, readings_table_columns
+from schemas.cassandra import AQI_COLUMNS, readings_table_columns
 from schemas.debezium import debezium_envelope_schema, debezium_key_schema, document_id_col
 from schemas.reading import (
-    POLLUTANT_FIELDS,
     READING_FIELDS,
     event_id_day_col,
     event_id_station_col,
@@ -80,10 +78,6 @@ REASON_CODES = (
     UNKNOWN_SCHEMA_VERSION,
     KEY_MISMATCH,
 )
-
-# window_size label -> Spark interval (tumbling windows aligned to the epoch, i.e. UTC hours and days)
-WINDOWS: dict[str, str] = {"1h": "1 hour", "1d": "1 day"}
-NOWCAST_POLLUTANTS: tuple[str, ...] = ("pm25", "pm10")
 
 CORRUPT_COLUMN = "_corrupt_record"
 _EVENT_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*:[a-z0-9][a-z0-9._-]*:[0-9]{8}T[0-9]{6}Z$"
@@ -397,122 +391,6 @@ def delete_keys(deletes: DataFrame) -> DataFrame:
 def is_late(watermark: Column) -> Column:
     """True for a change whose event time is older than the query's event-time watermark."""
     return F.col("event_time") < watermark
-
-
-# --- aggregates ---------------------------------------------------------------------------------------
-
-
-def aggregate_columns() -> list[str]:
-    return [f"{p}_{stat}" for p in POLLUTANT_FIELDS for stat, _ in AGGREGATE_STATS]
-
-
-def window_aggregates(readings: DataFrame) -> DataFrame:
-    """Per station and 1 h / 1 d tumbling window of ``ts``: count, mean, min, max of each pollutant.
-
-    ``count`` counts the non-null values (a reading without that pollutant does not count), mean,
-    min and max are over them (null when the count is 0). A 1 h window also carries the PM NowCast
-    of its hour from the hourly means of the 12 hours ending with it (the hours before it must be
-    among ``readings``) and the AQI of those NowCasts; a 1 d window has them null. Output:
-    ``aggregates_by_station`` columns without AQI and ``updated_at``.
-    """
-    parts = []
-    for size, interval in WINDOWS.items():
-        stats = []
-        for p in POLLUTANT_FIELDS:
-            stats += [
-                F.count(p).cast("int").alias(f"{p}_count"),
-                F.avg(p).alias(f"{p}_mean"),
-                F.min(p).alias(f"{p}_min"),
-                F.max(p).alias(f"{p}_max"),
-            ]
-        parts.append(
-            readings.groupBy("station_id", F.window("ts", interval).alias("w"))
-            .agg(*stats)
-            .select(
-                "station_id",
-                F.lit(size).alias("window_size"),
-                F.col("w.start").alias("window_start"),
-                F.col("w.end").alias("window_end"),
-                *aggregate_columns(),
-            )
-        )
-    hourly, daily = parts
-    for p in NOWCAST_POLLUTANTS:
-        hourly = with_nowcast(hourly, f"{p}_mean", f"{p}_nowcast", ts_col="window_start")
-    hourly = hourly.withColumn("aqi_us_nowcast", nowcast_aqi_col("pm25_nowcast", "pm10_nowcast"))
-    daily = _null_columns(daily, NOWCAST_COLUMNS)
-    return hourly.unionByName(daily)
-
-
-def touched_windows(changes: DataFrame) -> DataFrame:
-    """(station_id, window_size, window_start) of every window a change falls in."""
-    parts = [
-        changes.select(
-            "station_id",
-            F.lit(size).alias("window_size"),
-            F.window("event_time", interval).getField("start").alias("window_start"),
-        )
-        for size, interval in WINDOWS.items()
-    ]
-    return parts[0].unionByName(parts[1]).distinct()
-
-
-def nowcast_windows(changes: DataFrame) -> DataFrame:
-    """(station_id, "1h", window_start) of the 11 hours after each change's hour: their NowCast
-    includes that hour's mean, so a change there must recompute them too (where they exist)."""
-    hours = changes.select("station_id", F.window("event_time", "1 hour").getField("start").alias("hour"))
-    later = F.transform(
-        F.sequence(F.lit(1), F.lit(NOWCAST_HOURS - 1)),
-        lambda k: F.timestamp_seconds(F.unix_timestamp(F.col("hour")) + k * F.lit(3600)),
-    )
-    return hours.select(
-        "station_id", F.lit("1h").alias("window_size"), F.explode(later).alias("window_start")
-    ).distinct()
-
-
-def recompute_days(changes: DataFrame) -> DataFrame:
-    """(station_id, day) partitions the recompute reads: each changed day and its neighbours (a 1 h
-    window's NowCast reaches 11 hours back, and a change reaches the NowCast of 11 hours ahead)."""
-    days = F.array(F.date_sub("day", 1), F.col("day"), F.date_add("day", 1))
-    return changes.select("station_id", F.explode(days).alias("day")).distinct()
-
-
-def aggregate_rows(
-    aggregates: DataFrame, updated_at: Column, with_aqi: Callable[[DataFrame], DataFrame] | None = None
-) -> DataFrame:
-    """``aggregates_by_station`` rows: the stats, the AQI of the window means (``with_aqi`` reads the
-    ``<pollutant>_mean`` columns; None: AQI columns null), ``updated_at``."""
-    from schemas.cassandra import aggregates_table_columns
-
-    return (
-        _add_aqi(aggregates, with_aqi)
-        .withColumn("updated_at", updated_at)
-        .select(*[n for n, _ in aggregates_table_columns()])
-    )
-
-
-def changed_aggregates(recomputed: DataFrame, existing: DataFrame, rel_tol: float = 1e-9) -> DataFrame:
-    """The recomputed rows that are new or differ from what Cassandra holds (means within ``rel_tol``).
-
-    Writing only these makes a replay a no-op: the rows, and their ``updated_at``, stay as they are.
-    """
-    keys = ["station_id", "window_size", "window_start"]
-    compared = ["window_end", *aggregate_columns(), *[n for n, _ in AQI_COLUMNS], *[n for n, _ in NOWCAST_COLUMNS]]
-    old = existing.select(*keys, *[F.col(c).alias(f"__old_{c}") for c in compared])
-    joined = recomputed.join(old, keys, "left")
-    differs = None
-    for c in compared:
-        new, prev = F.col(c), F.col(f"__old_{c}")
-        if c.endswith(("_mean", "_nowcast")):  # doubles from sums, whose order can differ between runs
-            same = (new.isNull() & prev.isNull()) | (
-                F.abs(new - prev) <= F.lit(rel_tol) * F.greatest(F.lit(1.0), F.abs(new))
-            )
-            diff = ~F.coalesce(same, F.lit(False))
-        else:
-            diff = ~new.eqNullSafe(prev)
-        differs = diff if differs is None else differs | diff
-    # a row Cassandra does not have at all: every old column null, and the window_end comparison differs
-    return joined.where(differs).select(*recomputed.columns)
 
 
 # --- quarantine ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     DoubleType,
@@ -153,8 +153,13 @@ def with_quarantine_reason(
 
 def valid_readings(checked: DataFrame, reading_schema: StructType) -> DataFrame:
     """The readings that passed every check, as flat columns of the reading schema."""
+    return valid_readings_with(checked, reading_schema)
+
+
+def valid_readings_with(checked: DataFrame, reading_schema: StructType, *also: Column) -> DataFrame:
+    """:func:`valid_readings` plus the columns ``also`` of the checked rows."""
     return checked.where(F.col("quarantine_reason").isNull()).select(
-        *[F.col("reading").getField(f.name).alias(f.name) for f in reading_schema.fields]
+        *[F.col("reading").getField(f.name).alias(f.name) for f in reading_schema.fields], *also
     )
 
 
@@ -173,9 +178,25 @@ def to_mongo_documents(readings: DataFrame) -> DataFrame:
     return readings.select(F.col("event_id").alias("_id"), *readings.columns)
 
 
-def to_bronze_rows(readings: DataFrame) -> DataFrame:
-    """The Delta bronze row: the reading plus its UTC ``date`` (filter on it: Delta skips files by it)."""
-    return readings.withColumn("date", F.to_date("ts"))
+BRONZE_COORDINATES = ("kafka_topic", "kafka_partition", "kafka_offset")
+
+
+def to_bronze_rows(checked: DataFrame, reading_schema: StructType) -> DataFrame:
+    """Delta bronze rows: every valid Kafka record (duplicates too: bronze keeps what arrived), as
+    the reading plus its UTC ``date`` (filter on it: Delta skips files by it) and its Kafka
+    coordinates, which make each row unique."""
+    return valid_readings_with(checked, reading_schema, F.col("topic"), F.col("partition"), F.col("offset")).select(
+        *[f.name for f in reading_schema.fields],
+        F.to_date("ts").alias("date"),
+        *[F.col(c).alias(name) for c, name in zip(("topic", "partition", "offset"), BRONZE_COORDINATES, strict=True)],
+    )
+
+
+def bronze_readings(bronze: DataFrame) -> DataFrame:
+    """The bronze table as one row per ``event_id``: its last record (the collector keys by station,
+    so the records of one reading share a partition and the highest offset is the latest)."""
+    latest = Window.partitionBy("event_id").orderBy(F.col("kafka_partition").desc(), F.col("kafka_offset").desc())
+    return bronze.withColumn("_n", F.row_number().over(latest)).where(F.col("_n") == 1).drop("_n")
 
 
 def to_quarantine_kafka_messages(quarantined: DataFrame) -> DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 from cassandra.cluster import Cluster
 
 from jobs.config import load_config
+from jobs.runner import await_all
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from schemas.reading import POLLUTANT_FIELDS
 from stack import connector
@@ -71,13 +72,8 @@ def debezium_connector(stack, config, prefix: str, name: str | None = None) -> d
 
 
 def run_available_now(job, spark, config) -> None:
-    """Run a job's query in this process's Spark session over what its topic holds; fail on its exception."""
-    query = job.start(spark, config, available_now=True)
-    try:
-        query.awaitTermination(timeout=900)
-        assert query.exception() is None, query.exception()
-    finally:
-        query.stop()
+    """Run a job's queries in this process's Spark session over what its topic holds; fail on an exception."""
+    await_all(job.start(spark, config, available_now=True), timeout_s=900)
 
 
 def submit_job(job: str, env: dict, *args: str, output: Path | None = None) -> subprocess.Popen:

@@ -8,6 +8,7 @@ import math
 from datetime import datetime, timedelta
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -147,6 +148,12 @@ def test_spark_and_pure_functions_agree_on_every_beijing_reading(spark, beijing_
     categories = {v[1] for v in got.values()}
     assert {"Good", "Moderate", "Unhealthy", "Very Unhealthy", "Hazardous"} <= categories
     assert {v[2] for v in got.values()} >= {"pm25", "pm10", "o3", "co", "no2"}
+
+
+def test_python_rows_and_spark_columns_agree_on_every_beijing_reading(spark, beijing_rows):
+    """The jobs' mapInPandas version (pure functions in Python workers) = the Column version, row for row."""
+    df = readings_df(spark, beijing_rows).localCheckpoint()
+    assert_df_equality(A.with_aqi_python(df), A.with_aqi(df), ignore_row_order=True, ignore_nullable=True)
 
 
 NOWCAST_CASES = [

@@ -10,9 +10,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from jobs.transforms import aggregates as A
 from jobs.transforms import cdc as T
 from schemas.cassandra import readings_row_spark_schema, readings_table_columns
-from schemas.reading import SCHEMA_VERSION
+from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
 from tests.support.cdc_events import (
     EnvelopeFactory,
     assert_aggregates_equal,
@@ -283,82 +284,131 @@ def test_each_bad_event_is_quarantined_with_its_reason(spark, data_dir, readings
 # --- aggregates -------------------------------------------------------------------------------------------------
 
 
-def _reading_rows(spark, data_dir, readings):
+def _readings_as_stored(spark, data_dir, readings) -> list[dict]:
+    """The readings through the envelope decode into Cassandra rows, as the job reads them back
+    (``station_id``, ``ts`` as naive UTC, the pollutants)."""
+    from jobs.cdc_to_cassandra import _from_micros
+
     f = EnvelopeFactory(data_dir, False)
-    return T.to_reading_rows(T.last_changes(decode(spark, [f.change("c", r) for r in readings])))
+    rows = T.to_reading_rows(T.last_changes(decode(spark, [f.change("c", r) for r in readings])))
+    collected = rows.select("station_id", F.unix_micros("ts").alias("ts"), *POLLUTANT_FIELDS).collect()
+    return [{**r.asDict(), "ts": _from_micros(r.ts)} for r in collected]
+
+
+def _all_windows(stored: list[dict]) -> set:
+    return A.touched_windows((r["station_id"], r["ts"]) for r in stored)
+
+
+def _frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
 
 
 def test_aggregates_equal_an_independent_pandas_computation(spark, data_dir):
     """Three real days of two Beijing stations (NA gaps included) through the envelope → rows → windows."""
     readings = beijing_readings(data_dir, "Aotizhongxin", 72) + beijing_readings(data_dir, "Dongsi", 72, start=24)
-    aggregates = T.aggregate_rows(T.window_aggregates(_reading_rows(spark, data_dir, readings)), F.lit(KAFKA_TS))
-    actual = aggregates.toPandas()
-    assert len(actual) == 2 * 72 + 2 * 4  # 72 hours each; 3 UTC days + the partial 4th (Beijing is UTC+8)
-    assert_aggregates_equal(actual, pandas_aggregates(readings))
-    assert actual["updated_at"].eq(KAFKA_TS).all()
+    stored = _readings_as_stored(spark, data_dir, readings)
+    rows = A.window_rows(stored, _all_windows(stored), KAFKA_TS)
+    assert len(rows) == 2 * 72 + 2 * 4  # 72 hours each; 3 UTC days + the partial 4th (Beijing is UTC+8)
+    assert_aggregates_equal(_frame(rows), pandas_aggregates(readings))
+    assert {r["updated_at"] for r in rows} == {KAFKA_TS}
+
+
+def test_aggregate_aqi_is_the_aqi_of_the_window_means(spark, data_dir, readings):
+    """The AQI columns of a window come from its means (not its maxima): checked against the pure
+    functions applied to the pandas oracle's means."""
+    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, aqi_values
+
+    stored = _readings_as_stored(spark, data_dir, readings)
+    rows = A.window_rows(stored, _all_windows(stored), KAFKA_TS)
+    oracle = pandas_aggregates(readings)
+    expected = {
+        (o["station_id"], o["window_size"], o["window_start"].to_pydatetime()): aqi_values(
+            {p: None if math.isnan(o[f"{p}_mean"]) else o[f"{p}_mean"] for p in POLLUTANT_FIELDS}
+        )
+        for o in oracle.to_dict("records")
+    }
+    got = {
+        (r["station_id"], r["window_size"], r["window_start"]): tuple(r[c] for c in AQI_OUTPUT_COLUMNS) for r in rows
+    }
+    assert got == expected
+    assert {v[1] for v in got.values()} >= {"Moderate", "Unhealthy"}  # the days span several categories
 
 
 def test_touched_windows_and_changed_aggregates(spark, data_dir, readings):
-    rows = _reading_rows(spark, data_dir, readings)
+    from jobs.cdc_to_cassandra import changed_readings
+
+    stored = _readings_as_stored(spark, data_dir, readings)
     f = EnvelopeFactory(data_dir, False)
     last = T.last_changes(decode(spark, [f.change("u", readings[0]), *f.delete(readings[30]["event_id"])]))
-    touched = {tuple(r) for r in T.touched_windows(last).collect()}
-    assert touched == {
+    changed = changed_readings(last)
+    assert A.touched_windows(changed) == {
         ("aotizhongxin", "1h", datetime(2013, 2, 28, 16)),
         ("aotizhongxin", "1d", datetime(2013, 2, 28)),
         ("aotizhongxin", "1h", datetime(2013, 3, 1, 22)),
         ("aotizhongxin", "1d", datetime(2013, 3, 1)),
     }
-    current = T.aggregate_rows(T.window_aggregates(rows), F.lit(KAFKA_TS))
-    assert T.changed_aggregates(current, current).count() == 0  # a replay writes nothing
-    stored = current.withColumn(
-        "pm25_mean", F.when(F.col("window_size") == "1d", F.col("pm25_mean") + 1e-12).otherwise(F.col("pm25_mean"))
-    )
-    assert T.changed_aggregates(current, stored).count() == 0  # float noise is no change
-    stored = current.withColumn(
-        "pm25_max",
-        F.when((F.col("window_start") == datetime(2013, 3, 1)) & (F.col("window_size") == "1d"), F.lit(-1.0)).otherwise(
-            F.col("pm25_max")
-        ),
-    )
-    changed = T.changed_aggregates(current, stored).collect()
-    assert [(r.window_size, r.window_start) for r in changed] == [("1d", datetime(2013, 3, 1))]
-    assert T.changed_aggregates(current, current.limit(0)).count() == current.count()  # all new
+    current = A.window_rows(stored, _all_windows(stored), KAFKA_TS)
+    by_key = {(r["station_id"], r["window_size"], r["window_start"]): r for r in current}
+    assert A.changed_rows(current, by_key) == []  # a replay writes nothing
+    noisy = {k: {**r, "pm25_mean": r["pm25_mean"] + 1e-12 if r["pm25_mean"] else None} for k, r in by_key.items()}
+    assert A.changed_rows(current, noisy) == []  # float noise is no change
+    day = ("aotizhongxin", "1d", datetime(2013, 3, 1))
+    assert A.changed_rows(current, {**by_key, day: {**by_key[day], "pm25_max": -1.0}}) == [by_key[day]]
+    assert A.changed_rows(current, {}) == current  # all new
+    # a window whose every reading is gone has no row, and is deleted where the table holds it
+    without = [r for r in stored if A.window_start(r["ts"], "1d") != datetime(2013, 3, 1)]
+    remaining = A.window_rows(without, _all_windows(stored), KAFKA_TS)
+    assert A.emptied_windows(_all_windows(stored), remaining, by_key) == {
+        k for k in by_key if k[2].date() == date(2013, 3, 1)
+    }
 
 
 def test_a_change_reaches_the_nowcast_of_the_next_eleven_hours(spark, data_dir, readings):
     """Recompute the windows of a change and of the 11 hours after it (from the days around it), and
     nothing outside that set differs from a full recompute: the job's incremental set is enough."""
     changed = {**readings[20], "pm25": 480.0}  # 2013-03-01 12:00 UTC, far off its neighbours
-    f = EnvelopeFactory(data_dir, False)
-    last = T.last_changes(decode(spark, [f.change("u", changed)]))
-    followers = {r.window_start for r in T.nowcast_windows(last).collect()}
-    assert followers == {datetime(2013, 3, 1, 12 + k) for k in range(1, 12)}
-    assert {(r.station_id, r.day) for r in T.recompute_days(last).collect()} == {
+    change = [("aotizhongxin", datetime(2013, 3, 1, 12))]
+    assert {w[2] for w in A.nowcast_followers(change)} == {datetime(2013, 3, 1, 12 + k) for k in range(1, 12)}
+    assert A.days_to_read(change) == {
         ("aotizhongxin", date(2013, 2, 28)),
         ("aotizhongxin", date(2013, 3, 1)),
         ("aotizhongxin", date(2013, 3, 2)),
     }
-    before = T.aggregate_rows(T.window_aggregates(_reading_rows(spark, data_dir, readings)), F.lit(KAFKA_TS))
-    after_readings = [changed if r["event_id"] == changed["event_id"] else r for r in readings]
-    after = T.aggregate_rows(T.window_aggregates(_reading_rows(spark, data_dir, after_readings)), F.lit(KAFKA_TS))
-    differ = {(r.window_size, r.window_start) for r in T.changed_aggregates(after, before).collect()}
-    recompute = T.touched_windows(last).unionByName(T.nowcast_windows(last))
-    assert differ & {("1h", start) for start in followers}  # a later hour's NowCast moved
-    assert differ <= {(r.window_size, r.window_start) for r in recompute.collect()}
+    before_rows = _readings_as_stored(spark, data_dir, readings)
+    after_rows = _readings_as_stored(
+        spark, data_dir, [changed if r["event_id"] == changed["event_id"] else r for r in readings]
+    )
+    windows = _all_windows(before_rows)
+    before = A.window_rows(before_rows, windows, KAFKA_TS)
+    after = A.window_rows(after_rows, windows, KAFKA_TS)
+    differ = {(r["window_size"], r["window_start"]) for r in A.changed_rows(after, {_key(r): r for r in before})}
+    assert differ & {("1h", w[2]) for w in A.nowcast_followers(change)}  # a later hour's NowCast moved
+    assert differ <= {(w[1], w[2]) for w in A.windows_to_recompute(change)}
+    # and the recompute from the days it reads gives the full recompute's rows
+    days = A.days_to_read(change)
+    partial = [r for r in after_rows if (r["station_id"], r["ts"].date()) in days]
+    recomputed = A.window_rows(partial, A.windows_to_recompute(change), KAFKA_TS)
+    full = {_key(r): r for r in after}
+    assert recomputed == [full[_key(r)] for r in recomputed]
 
 
-def test_aqi_applies_to_rows_and_window_means(spark, data_dir, readings):
-    from jobs.cdc_to_cassandra import aggregate_aqi, reading_aqi
+def _key(row: dict) -> tuple:
+    return row["station_id"], row["window_size"], row["window_start"]
+
+
+def test_reading_rows_get_the_aqi_of_their_pollutants(spark, data_dir, readings):
+    from jobs.cdc_to_cassandra import reading_aqi
+    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, aqi_values
 
     f = EnvelopeFactory(data_dir, False)
     rows = T.to_reading_rows(T.last_changes(decode(spark, [f.change("c", r) for r in readings])), reading_aqi)
-    assert rows.where(F.col("aqi_us").isNotNull() & F.col("eaqi").isNotNull()).count() > 0
-    aggregates = T.aggregate_rows(T.window_aggregates(rows), F.lit(KAFKA_TS), aggregate_aqi)
-    assert aggregates.where(F.col("aqi_us").isNotNull()).count() > 0
-    assert aggregates.columns == [
-        f.name for f in __import__("schemas.cassandra").cassandra.aggregates_row_spark_schema()
-    ]
+    assert rows.columns == [name for name, _ in readings_table_columns()]
+    got = {r.event_id: tuple(r[c] for c in AQI_OUTPUT_COLUMNS) for r in rows.collect()}
+    expected = {r["event_id"]: aqi_values({p: r.get(p) for p in POLLUTANT_FIELDS}) for r in readings}
+    assert got == expected
+    assert sum(v[0] is not None for v in got.values()) > 40
 
 
 def test_extended_json_encoder_matches_the_recorded_strict_form(data_dir):

@@ -161,10 +161,23 @@ def test_mongo_document_has_id_equal_event_id_and_the_raw_record(spark, beijing_
 
 
 def test_bronze_rows_carry_their_utc_date(spark, beijing_readings):
-    valid = T.valid_readings(check(spark, [encode(beijing_readings[0])]), SCHEMA)
-    bronze = T.to_bronze_rows(valid)
+    bronze = T.to_bronze_rows(check(spark, [encode(beijing_readings[0])]), SCHEMA)
     # 2013-03-01 00:00 in Beijing is still 2013-02-28 in UTC
     assert bronze.select("date").collect()[0].date == date(2013, 2, 28)
+
+
+def test_bronze_keeps_every_valid_record_once_and_its_view_one_per_reading(spark, beijing_readings):
+    """A re-sent reading is a second Kafka record: bronze keeps both (what arrived), the view the last."""
+    resent = {**beijing_readings[3], "pm25": 77.0}
+    values = [encode(r) for r in beijing_readings] + [b"not json", encode(resent)]
+    bronze = T.to_bronze_rows(check(spark, values), SCHEMA)
+    assert bronze.count() == len(beijing_readings) + 1  # the bad record is not bronze
+    coordinates = [(r.kafka_topic, r.kafka_partition, r.kafka_offset) for r in bronze.collect()]
+    assert len(set(coordinates)) == len(coordinates)
+    assert ("aq.readings.raw", 0, len(values) - 1) in coordinates
+    view = T.bronze_readings(bronze)
+    assert sorted(r.event_id for r in view.collect()) == sorted(r["event_id"] for r in beijing_readings)
+    assert view.where(F.col("event_id") == resent["event_id"]).first().pm25 == 77.0
 
 
 def test_quarantine_kafka_message_keeps_original_bytes_and_reason_headers(spark, beijing_readings):
