@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.transforms.raw_readings import bronze_readings
 
 
 def topic_size(bootstrap: str, topic: str) -> int:
@@ -65,7 +66,9 @@ def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
         )
     finally:
         client.close()
-    counts["bronze_rows"] = _delta_count(spark, str(config.paths.bronze))
+    bronze = _delta(spark, str(config.paths.bronze))
+    counts["bronze_records"] = bronze.count() if bronze is not None else 0
+    counts["bronze_rows"] = bronze_readings(bronze).count() if bronze is not None else 0
     quarantine = _delta(spark, str(config.paths.quarantine))
     counts["quarantine_reasons"] = (
         Counter(r.reason_code for r in quarantine.select("reason_code").collect()) if quarantine else Counter()
@@ -118,7 +121,7 @@ def print_report(config: PipelineConfig, counts: dict[str, Any], hourly: list[An
     rows = [
         (f"Kafka     {k.raw_topic}", counts["kafka_raw"], "messages"),
         (f"MongoDB   {m.database}.{m.collection}", counts["mongo_documents"], "documents"),
-        ("Delta     bronze", counts["bronze_rows"], "rows"),
+        ("Delta     bronze", counts["bronze_rows"], f"rows (one per reading; {counts['bronze_records']} records)"),
         ("Delta     quarantine", counts["quarantine_rows"], "rows"),
         (f"Kafka     {k.quarantine_topic}", counts["kafka_quarantine"], "messages"),
         (f"Kafka     {k.cdc_topic}", counts["kafka_cdc"], "Debezium events (with tombstones)"),

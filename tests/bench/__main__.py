@@ -389,8 +389,7 @@ def chart(result: dict[str, Any], path: Path) -> None:
     colors = ["#dd8452" if n in ("raw_to_mongo", "cdc_to_cassandra") else "#4c72b0" for n in names]
     rates.barh([CASE_LABELS[n] for n in names], medians, xerr=[low, high], color=colors)
     rates.invert_yaxis()
-    rates.set_xscale("log")
-    rates.set_xlabel("records/s (median, min–max; log scale)")
+    rates.set_xlabel("records/s (median, min–max)")
     rates.set_title(f"throughput, {result['prepare']['records']:,} readings")
 
     runs = result["latency"] if isinstance(result["latency"], list) else [result["latency"]]

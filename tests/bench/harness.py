@@ -43,6 +43,7 @@ from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.config import PipelineConfig, load_config
 from jobs.report import topic_size
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
+from jobs.transforms.raw_readings import bronze_readings
 from schemas.reading import READING_FIELDS, reading_to_mongo_document
 from stack import connector
 from stack.core import Stack
@@ -441,7 +442,7 @@ def raw_to_mongo_job(bench: Bench, run: int) -> tuple[Run, PipelineConfig]:
         timed = timed_query(bench.spark, lambda: raw_to_mongo.start(bench.spark, config, available_now=True))
     landed = {
         "mongo_documents": _mongo_count(config),
-        "bronze_rows": _delta_count(bench.spark, str(config.paths.bronze)),
+        **_bronze_counts(bench.spark, str(config.paths.bronze)),
         "quarantine_rows": _delta_count(bench.spark, str(config.paths.quarantine)),
     }
     batches = job_batches(log, timed.progress)
@@ -454,6 +455,14 @@ def _mongo_count(config: PipelineConfig, collection: str | None = None) -> int:
         return client[config.mongo.database][collection or config.mongo.collection].count_documents({})
     finally:
         client.close()
+
+
+def _bronze_counts(spark: SparkSession, path: str) -> dict[str, int]:
+    """Bronze is an append: its records (one per valid Kafka record) and its one-row-per-reading view."""
+    if not Path(path).exists():
+        return {"bronze_records": 0, "bronze_rows": 0}
+    bronze = spark.read.format("delta").load(path)
+    return {"bronze_records": bronze.count(), "bronze_rows": bronze_readings(bronze).count()}
 
 
 def _delta_count(spark: SparkSession, path: str) -> int:

@@ -63,7 +63,7 @@ def test_every_case_produces_figures_and_the_counts_match_the_input(stack, spark
     ):
         assert cases[name]["records_per_s_median"] > 0, name
     [raw] = cases["raw_to_mongo"]["landed"]
-    assert raw["mongo_documents"] == raw["bronze_rows"]
+    assert raw["mongo_documents"] == raw["bronze_rows"] == raw["bronze_records"]  # each reading sent once
     assert raw["mongo_documents"] + raw["quarantine_rows"] == READINGS
     assert cases["raw_to_mongo"]["first_batch_seconds_median"] > 0
     assert cases["seeds_insert_one"]["landed"] == [{"mongo_documents": READINGS}]

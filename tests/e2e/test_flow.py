@@ -21,7 +21,7 @@ from tests.support.flow import (
     run_available_now,
     wait_for_cdc,
 )
-from tests.support.pipeline import REPO_ROOT, produce, replay_to_kafka
+from tests.support.pipeline import REPO_ROOT, bronze_contents, produce, replay_to_kafka
 
 POISON = {
     T.UNPARSEABLE: [b'{"event_id": "truncated'],
@@ -76,8 +76,7 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     assert sorted(r.event_id for r in rows) == sorted(valid)
     for row in rows:
         assert close(row.pm25, valid[row.event_id]["pm25"]) and close(row.pm10, valid[row.event_id]["pm10"])
-    bronze = spark.read.format("delta").load(str(config.paths.bronze)).select("event_id")
-    assert sorted(r.event_id for r in bronze.collect()) == sorted(valid)
+    assert bronze_contents(spark, str(config.paths.bronze))[0] == sorted(valid)
 
     quarantine = spark.read.format("delta").load(str(config.paths.quarantine))
     reasons = Counter(r.reason_code for r in quarantine.select("reason_code").collect())

@@ -26,14 +26,17 @@ from pathlib import Path
 from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
+from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.report import topic_size
 from jobs.transforms import raw_readings as T
+from jobs.transforms.raw_readings import BRONZE_COORDINATES, bronze_readings
 from stack import connector
 from tests.support.flow import aggregate_mismatches, cassandra_aggregates, isolated_flow, out_of_range, submit_job
 from tests.support.pipeline import REPO_ROOT, produce
 
 JOBS = ("raw_to_mongo", "cdc_to_cassandra")
 TOPIC = {"raw_to_mongo": "raw_topic", "cdc_to_cassandra": "cdc_topic"}
+QUERIES = {"raw_to_mongo": raw_to_mongo.QUERY_NAMES, "cdc_to_cassandra": cdc_to_cassandra.QUERY_NAMES}
 
 
 # --- the fixed input ---------------------------------------------------------------------------
@@ -289,13 +292,17 @@ class FlowRun:
 
     # -- waiting ----------------------------------------------------------------------------------
     def caught_up(self, job: str) -> bool:
-        """The job's last planned batch is committed and reaches the topic's end offsets."""
-        offsets, commits = self.batches(job, "offsets"), self.batches(job, "commits")
+        """Every query of the job has committed its last planned batch, and it reaches the topic's end."""
+        topic = getattr(self.config.kafka, TOPIC[job])
+        return all(self._query_caught_up(query, topic) for query in QUERIES[job])
+
+    def _query_caught_up(self, query: str, topic: str) -> bool:
+        offsets, commits = self.batches(query, "offsets"), self.batches(query, "commits")
         if not offsets or not commits or commits[-1] != offsets[-1]:
             return False
-        lines = (self.checkpoint(job) / "offsets" / str(offsets[-1])).read_text().splitlines()
-        planned = {int(p): o for p, o in json.loads(lines[2])[getattr(self.config.kafka, TOPIC[job])].items()}
-        return planned == self.end_offsets(getattr(self.config.kafka, TOPIC[job]))
+        lines = (self.checkpoint(query) / "offsets" / str(offsets[-1])).read_text().splitlines()
+        planned = {int(p): o for p, o in json.loads(lines[2])[topic].items()}
+        return planned == self.end_offsets(topic)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = KafkaConsumer(bootstrap_servers=self.config.kafka.bootstrap_servers, request_timeout_ms=20000)
@@ -354,7 +361,11 @@ class FlowRun:
         """The stores against the input; ``lost_ids``: readings the scenario's config says must be missing."""
         expected = set(self.expected_valid()) - set(lost_ids)
         mongo_ids = [d["_id"] for d in self.mongo.find({}, {"_id": 1})]
-        bronze_ids = [r.event_id for r in self.read_delta(self.config.paths.bronze).select("event_id").collect()]
+        # bronze keeps every Kafka record once (a re-sent reading is a record of its own): its readings
+        # are its one-row-per-event_id view, and a record in it twice is a doubled record
+        bronze = self.read_delta(self.config.paths.bronze)
+        records = [tuple(r) for r in bronze.select(*BRONZE_COORDINATES).collect()]
+        bronze_ids = [r.event_id for r in bronze_readings(bronze).select("event_id").collect()]
         stores = {"mongo": mongo_ids, "bronze": bronze_ids}
         if with_cdc:
             table = f"{self.config.cassandra.keyspace}.{self.config.cassandra.readings_table}"
@@ -375,6 +386,7 @@ class FlowRun:
             }
             for name, ids in stores.items()
         }
+        result["bronze"]["doubled"] = len(records) - len(set(records))
         result["quarantine"] = Counter(code for code, _ in quarantined)
         result["expected_quarantine"] = self.expected_quarantine()
         # each poison record in quarantine with its own reason (by its original bytes)

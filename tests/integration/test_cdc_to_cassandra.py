@@ -175,6 +175,58 @@ def test_sigkill_mid_stream_then_restart_ends_as_an_uninterrupted_run(stack, cdc
     assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(expected))
 
 
+def test_streaming_readings_and_aggregates_queries_end_exact(stack, spark, cdc_env, data_dir):
+    """The shipped streaming mode: the readings query on its short trigger, the aggregates query on
+    its own, waiting for the readings of each of its batches; changes arrive while both run."""
+    config, _, session = cdc_env
+    config = config.model_copy(
+        update={
+            "streaming": config.streaming.model_copy(update={"trigger_interval": "200 milliseconds"}),
+            "cdc": config.cdc.model_copy(update={"aggregates_trigger_interval": "2 seconds"}),
+        }
+    )
+    readings = beijing_readings(data_dir, "Changping", 72)
+    factory = EnvelopeFactory(data_dir, False)
+    changed = {**readings[5], "pm25": 480.0}
+    waves = [
+        [factory.change("c", r) for r in readings[:36]],
+        [factory.change("c", r) for r in readings[36:]],
+        [factory.change("u", changed), *factory.delete(readings[50]["event_id"])],
+    ]
+    expected = [changed if r is readings[5] else r for r in readings if r is not readings[50]]
+    queries = job.start(spark, config, available_now=False)
+    try:
+        assert [q.name for q in queries] == list(job.QUERY_NAMES)
+        for wave in waves:
+            produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, wave)
+            time.sleep(1)
+        deadline = time.monotonic() + 300
+        while True:
+            for query in queries:
+                assert query.exception() is None, query.exception()
+            stored = cassandra_readings(session, config)
+            aggregates = cassandra_aggregates(session, config)
+            if len(stored) == len(expected) and not aggregates.empty and _aggregates_match(aggregates, expected):
+                break
+            assert time.monotonic() < deadline, f"{len(stored)} of {len(expected)} readings; aggregates not exact"
+            time.sleep(1)
+        for query in queries:
+            query.processAllAvailable()  # nothing left behind either query
+    finally:
+        for query in queries:
+            query.stop()
+    assert_readings_landed(cassandra_readings(session, config), expected)
+    assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(expected))
+
+
+def _aggregates_match(actual: pd.DataFrame, readings: list[dict]) -> bool:
+    try:
+        assert_aggregates_equal(actual, pandas_aggregates(readings))
+    except AssertionError:
+        return False
+    return True
+
+
 # --- the real connector --------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,14 @@ from pymongo import MongoClient
 from jobs import raw_to_mongo
 from jobs.transforms import raw_readings as T
 from tests.support.flow import out_of_range, run_available_now, submit_job
-from tests.support.pipeline import consume_all, isolated_config, parse_ts, produce, replay_to_kafka
+from tests.support.pipeline import (
+    bronze_contents,
+    consume_all,
+    isolated_config,
+    parse_ts,
+    produce,
+    replay_to_kafka,
+)
 
 # Compared field by field; ingested_at and sent_at are stamped at send time, so they differ
 # between the collector's --out copy and what it sent.
@@ -64,11 +71,12 @@ def store_state(spark, config) -> dict:
         documents = {d["_id"]: d for d in client[config.mongo.database][config.mongo.collection].find()}
     finally:
         client.close()
-    bronze = spark.read.format("delta").load(str(config.paths.bronze))
+    bronze_ids, bronze_records = bronze_contents(spark, str(config.paths.bronze))
     quarantine = spark.read.format("delta").load(str(config.paths.quarantine))
     return {
         "documents": documents,
-        "bronze_ids": sorted(r.event_id for r in bronze.select("event_id").collect()),
+        "bronze_ids": bronze_ids,
+        "bronze_records": bronze_records,
         "quarantine": sorted((r.offset, r.partition, r.reason_code) for r in quarantine.collect()),
     }
 
@@ -97,6 +105,7 @@ def test_exact_documents_bronze_and_quarantine_then_replays_change_nothing(stack
     valid_ids = sorted(set(expected) - flagged)
     assert sorted(state["documents"]) == valid_ids
     assert state["bronze_ids"] == valid_ids
+    assert state["bronze_records"] == len(valid_ids)  # each valid Kafka record once
     for event_id in valid_ids:
         document, reading = state["documents"][event_id], expected[event_id]
         assert document["event_id"] == event_id
@@ -124,12 +133,14 @@ def test_exact_documents_bronze_and_quarantine_then_replays_change_nothing(stack
     run_available_now(raw_to_mongo, spark, config)
     assert store_state(spark, config) == state
 
-    # the same readings produced again (duplicates): documents and bronze unchanged
+    # the same readings produced again (duplicates): documents and bronze's readings unchanged; bronze
+    # keeps each new Kafka record once (what arrived)
     replay_to_kafka(config, "beijing", beijing_files, limit=300, out=tmp_path / "sent-again.ndjson")
     run_available_now(raw_to_mongo, spark, config)
     again = store_state(spark, config)
     assert sorted(again["documents"]) == valid_ids
     assert again["bronze_ids"] == valid_ids
+    assert again["bronze_records"] == 2 * state["bronze_records"]
 
 
 def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(stack, spark, tmp_path, beijing_files):
@@ -159,5 +170,4 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(stack, spar
         client.close()
     expected_ids = sorted({r["event_id"] for r in readings} - flagged)
     assert ids == expected_ids
-    bronze = spark.read.format("delta").load(str(config.paths.bronze)).select("event_id")
-    assert sorted(r.event_id for r in bronze.collect()) == expected_ids
+    assert bronze_contents(spark, str(config.paths.bronze)) == (expected_ids, len(expected_ids))

@@ -123,3 +123,14 @@ def consume_all(bootstrap: str, topic: str) -> list[Any]:
 def parse_ts(text: str) -> datetime:
     """The readings' ISO UTC strings as the naive UTC datetimes pymongo and Spark give back."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+
+
+def bronze_contents(spark, path: str) -> tuple[list[str], int]:
+    """Delta bronze as a user reads it: the event_ids of its one-row-per-reading view (sorted) and its
+    number of records, after checking that no Kafka record is in it twice."""
+    from jobs.transforms.raw_readings import BRONZE_COORDINATES, bronze_readings
+
+    bronze = spark.read.format("delta").load(path)
+    records = [tuple(r) for r in bronze.select(*BRONZE_COORDINATES).collect()]
+    assert len(set(records)) == len(records), "a Kafka record is in bronze more than once"
+    return sorted(r.event_id for r in bronze_readings(bronze).select("event_id").collect()), len(records)
