@@ -77,7 +77,7 @@ from pyspark.sql.types import DateType, LongType, StringType, StructField, Struc
 
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
-from jobs.runner import StepTimes, log_batch, run_job, start_foreach_batch
+from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, run_job, start_foreach_batch
 from jobs.sinks import (
     DeltaTxn,
     append_to_delta,
@@ -414,6 +414,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool = Fal
         config,
         available_now=False,
         trigger_interval=config.cdc.aggregates_trigger_interval,
+        pool=BACKGROUND_POOL,
     )
     return [readings, aggregates]
 

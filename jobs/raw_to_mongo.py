@@ -34,7 +34,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
-from jobs.runner import StepTimes, log_batch, run_job, start_foreach_batch
+from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, run_job, start_foreach_batch
 from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
 from schemas.reading import READING_FIELDS, SCHEMA_VERSION, reading_spark_schema
@@ -176,6 +176,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool = Fal
             config,
             available_now,
             trigger_interval=config.streaming.bronze_trigger_interval,
+            pool=BACKGROUND_POOL,
         ),
     ]
 

@@ -49,6 +49,7 @@ class StepTimes:
 
 
 BATCH_LOG = logging.getLogger("aqstream.batches")
+LATENCY_POOL, BACKGROUND_POOL = "latency", "background"
 
 
 def log_batch(query: str, batch_id: int, rows: int | None, times: StepTimes, **counts: int) -> None:
@@ -71,12 +72,20 @@ def start_foreach_batch(
     config: PipelineConfig,
     available_now: bool,
     trigger_interval: str | None = None,
+    pool: str = LATENCY_POOL,
 ) -> StreamingQuery:
     """Start ``stream`` → ``write_batch`` with its checkpoint at ``<checkpoint_root>/<name>``
-    (trigger: ``availableNow``, else ``trigger_interval`` or ``streaming.trigger_interval``)."""
+    (trigger: ``availableNow``, else ``trigger_interval`` or ``streaming.trigger_interval``), its
+    Spark jobs in the FAIR scheduler ``pool`` (``conf/fairscheduler.xml``)."""
+
+    def in_pool(batch: DataFrame, batch_id: int) -> None:
+        # the batch function's Spark calls run on the query's own JVM thread: its jobs go to the pool
+        batch.sparkSession.sparkContext.setLocalProperty("spark.scheduler.pool", pool)
+        write_batch(batch, batch_id)
+
     writer = (
         stream.writeStream.queryName(name)
-        .foreachBatch(write_batch)
+        .foreachBatch(in_pool)
         .option("checkpointLocation", config.paths.checkpoint(name))
     )
     if available_now:

@@ -10,6 +10,7 @@ from jobs.config import REPO_ROOT, PipelineConfig
 
 SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
 SPARK_JARS_DIR = REPO_ROOT / "jars" / "lib" / "spark"
+FAIR_SCHEDULER_POOLS = REPO_ROOT / "conf" / "fairscheduler.xml"
 
 
 class MissingJars(RuntimeError):
@@ -39,6 +40,7 @@ def spark_settings(config: PipelineConfig) -> dict[str, str]:
     """Everything the jobs set on Spark: the defaults file, the jars, and the stores' addresses."""
     settings = read_spark_defaults()
     settings["spark.jars"] = ",".join(connector_jars())
+    settings.setdefault("spark.scheduler.allocation.file", str(FAIR_SCHEDULER_POOLS))
     settings["spark.cassandra.connection.host"] = config.cassandra.host
     settings["spark.cassandra.connection.port"] = str(config.cassandra.port)
     settings["spark.cassandra.connection.localDC"] = config.cassandra.local_dc
