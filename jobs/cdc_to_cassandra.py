@@ -90,7 +90,7 @@ from jobs.transforms import aggregates as A
 from jobs.transforms import cdc as T
 from jobs.transforms.aqi import with_aqi_python
 from schemas.cassandra import aggregates_row_spark_schema
-from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
+from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION, parse_event_id
 
 QUERY_NAME = "cdc_to_cassandra"
 AGGREGATES_QUERY_NAME = "cdc_to_cassandra_aggregates"
@@ -135,10 +135,18 @@ def _from_micros(micros: int | None) -> datetime | None:
 
 
 def changed_readings(changes: DataFrame) -> list[tuple[str, datetime]]:
-    """(station_id, ts) of every reading a change of ``changes`` upserts, patches or deletes."""
-    routed = changes.where(F.col("change_kind").isin(*T.ROUTED_KINDS))
-    rows = routed.select("station_id", F.unix_micros("event_time").alias("ts")).distinct().collect()
-    return [(r.station_id, _from_micros(r.ts)) for r in rows]
+    """(station_id, ts) of every reading a change of ``changes`` (rows with ``doc_id``, as
+    ``T.parse_changes`` gives them) names. Only the document ids are read (Spark prunes the rest of
+    the parse) and deduplicated here, without a shuffle; an id that is no event id is passed over
+    (the readings query quarantines its event). A change that did not apply only costs a recompute."""
+    changed = set()
+    for row in changes.select("doc_id").collect():
+        try:
+            parts = parse_event_id(row.doc_id or "")
+        except ValueError:
+            continue
+        changed.add((parts.station_id, parts.ts.replace(tzinfo=None)))
+    return sorted(changed)
 
 
 def read_station_days(spark: SparkSession, config: PipelineConfig, days: Iterable[tuple[str, date]]) -> list[dict]:
@@ -253,11 +261,9 @@ class CdcBatchWriter:
         self._query_id: str | None = None
 
     def __call__(self, changes: DataFrame, batch_id: int) -> None:
-        changes = changes.persist()
-        try:
-            self._write(changes, batch_id)
-        finally:
-            changes.unpersist()
+        # not persisted: the usual batch is one job, and caching it cost more than the rare patch,
+        # delete or quarantine job spends reading the batch's records again
+        self._write(changes, batch_id)
 
     def _write(self, changes: DataFrame, batch_id: int) -> None:
         cfg, cas = self.config, self.config.cassandra
@@ -408,7 +414,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool = Fal
         return [start_foreach_batch(changes, QUERY_NAME, writer, config, available_now=True)]
     readings = start_foreach_batch(changes, QUERY_NAME, CdcBatchWriter(config), config, available_now=False)
     aggregates = start_foreach_batch(
-        decode(read_cdc_topic(spark, config), config),
+        T.parse_changes(read_cdc_topic(spark, config), config.cdc.schemas_enabled_flag()),
         AGGREGATES_QUERY_NAME,
         AggregatesBatchWriter(config, readings),
         config,

@@ -88,7 +88,7 @@ class PathsConfig(_Section):
 class StreamingConfig(_Section):
     trigger_interval: str = "1 second"
     # raw_to_mongo's Delta bronze query (a Delta commit costs ~1-2 s whatever its size: fewer, larger ones)
-    bronze_trigger_interval: str = "10 seconds"
+    bronze_trigger_interval: str = "30 seconds"
     future_tolerance: str = "10 minutes"
     max_record_bytes: int = Field(default=262144, gt=0)
     aggregate_watermark: str = "2 hours"

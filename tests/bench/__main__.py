@@ -293,7 +293,9 @@ def _latency_line(lat: dict[str, Any]) -> str:
     fresh = lat.get("freshness_1h") or {}
     incomplete = "" if lat.get("complete", True) else f" INCOMPLETE: {lat.get('missing')} readings did not arrive;"
     return (
-        f"{lat['rate_per_s']:g} readings/s for {lat['seconds']:g} s, trigger {lat['trigger_interval']}:{incomplete} "
+        f"{lat['rate_per_s']:g} readings/s for {lat['seconds']:g} s, trigger {lat['trigger_interval']}"
+        + (f" (aggregates {lat['aggregates_trigger_interval']})" if lat.get("aggregates_trigger_interval") else "")
+        + f":{incomplete} "
         f"send → Cassandra p50 {_fmt(lat['p50_s'], '.1f')} s, p95 {_fmt(lat['p95_s'], '.1f')} s, "
         f"p99 {_fmt(lat['p99_s'], '.1f')} s, max {_fmt(lat['max_s'], '.1f')} s ({lat['samples']} samples). "
         + (f"By hop: {split} (MongoDB write time to {lat.get('mongo_write_resolution', '?')}). " if hops else "")

@@ -1148,4 +1148,5 @@ def end_to_end_latency(
         "mongo_write_resolution": "1 ms (source.wallTime)" if set(clocks) == {"wallTime"} else "1 s (source.ts_ms)",
         "freshness_1h": watcher.result() if watcher is not None else None,
         "trigger_interval": config.streaming.trigger_interval,
+        "aggregates_trigger_interval": config.cdc.aggregates_trigger_interval,
     }
