@@ -39,7 +39,7 @@ class StackConfig(BaseModel):
     kafka_heap: str = "512m"
     connect_heap: str = "512m"
     cassandra_heap: str = "1g"
-    mongo_heap: str = "512m"
+    mongo_heap: str = "1g"  # the stand-in keeps its documents and change history on the heap
     mongo_replica_set: str = "rs0"
     # "auto": a real mongod when one is on PATH, else the Java stand-in; "java" forces the stand-in.
     mongo_impl: Literal["auto", "java", "mongod"] = "auto"
