@@ -203,18 +203,24 @@ class BatchLog(logging.Handler):
         self._logger.setLevel(self._level)
 
 
+def batches_by_query(batches: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Batch log lines grouped by query, each group in batch order."""
+    by_query: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for batch in batches:
+        by_query[str(batch.get("query"))].append(batch)
+    for lines in by_query.values():
+        lines.sort(key=lambda b: b.get("batch_id", 0))
+    return dict(by_query)
+
+
 def batch_profile(batches: list[dict[str, Any]], source: str) -> dict[str, dict[str, Any]]:
     """Per query: the first batch apart (JVM warm-up, first plans, first connections) from the steady state.
 
     ``steady_records_per_s`` = rows of batches 2.. / their summed seconds. ``batches`` are batch log
     lines, or progress reports reshaped to them (``source`` says which).
     """
-    by_query: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for batch in batches:
-        by_query[str(batch.get("query"))].append(batch)
     profiles = {}
-    for query, lines in by_query.items():
-        lines.sort(key=lambda b: b.get("batch_id", 0))
+    for query, lines in batches_by_query(batches).items():
         first, rest = lines[0], lines[1:]
         rows = sum(b.get("rows") or 0 for b in rest)
         seconds = sum(b["seconds"] for b in rest)
@@ -837,12 +843,8 @@ def _cassandra_count(spark: SparkSession, config: PipelineConfig, table: str) ->
 
 def small_batch_profile(batches: list[dict[str, Any]], skip: int) -> dict[str, dict[str, Any]]:
     """Per query, over its batches after the first ``skip``: median rows, seconds and seconds per step."""
-    by_query: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for batch in batches:
-        by_query[str(batch.get("query"))].append(batch)
     profiles = {}
-    for query, lines in by_query.items():
-        lines.sort(key=lambda b: b.get("batch_id", 0))
+    for query, lines in batches_by_query(batches).items():
         measured = lines[skip:]
         steps: dict[str, list[float]] = defaultdict(list)
         for line in measured:
