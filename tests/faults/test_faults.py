@@ -248,22 +248,20 @@ def retention_data_loss(run: FlowRun, spark) -> None:
     doomed = [
         r for r in consume_all(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic) if r.offset >= before[r.partition]
     ]
-    set_topic_config(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic, **{"retention.ms": "2000", "segment.ms": "1000"})
-    time.sleep(2.5)
-    # rolls each partition's segment, so the one holding chunk 1 can be deleted; no poison after it, since
-    # a later append would roll again and let retention take chunk 2 as well
-    run.send(chunks[2], poison=False)
-    end_of_doomed = {p: max(r.offset + 1 for r in doomed if r.partition == p) for p in {r.partition for r in doomed}}
+    # time retention deletes the active segment too (the broker rolls a fresh one): wait until it has
+    # emptied the topic, restore it, and only then send chunk 2, which an earlier send could lose as well
+    set_topic_config(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic, **{"retention.ms": "2000"})
     deadline = time.monotonic() + 120
-    while True:
-        begin = begin_offsets(run)
-        if all(begin[p] >= end for p, end in end_of_doomed.items()):
-            break
-        assert time.monotonic() < deadline, f"retention deleted nothing in 120 s: {begin} vs {end_of_doomed}"
+    while (begin := begin_offsets(run)) != (emptied := run.end_offsets(cfg.kafka.raw_topic)):
+        assert time.monotonic() < deadline, f"retention did not empty the topic in 120 s: {begin} vs {emptied}"
         time.sleep(1)
     week = str(7 * 24 * 3600 * 1000)
-    set_topic_config(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic, **{"retention.ms": week, "segment.ms": week})
+    set_topic_config(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic, **{"retention.ms": week})
+    run.send(chunks[2])
+    # past one retention check (log.retention.check.interval.ms = 5 s): chunk 2 must have survived it
+    time.sleep(6)
     begin = begin_offsets(run)
+    assert begin == emptied, f"retention deleted more than chunk 1: log starts {begin}, chunk 2 at {emptied}"
     lost = [r for r in doomed if r.offset < begin[r.partition]]
     assert len(lost) == len(doomed), "retention deleted only part of chunk 1"
     t_down = time.monotonic()
