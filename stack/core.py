@@ -9,15 +9,11 @@ from pathlib import Path
 from stack.config import StackConfig
 from stack.java import find_java17
 from stack.process import tail
-from stack.services import Cassandra, Kafka, KafkaConnect, MongoDB, Service
+from stack.services import Cassandra, Kafka, KafkaConnect, MongoDB, Service, StackError
 
 # Start order; Connect needs a healthy Kafka, the others start side by side.
 SERVICE_ORDER = ("kafka", "mongodb", "cassandra", "connect")
 JAR_SETS = ("kafka", "connect", "connect-plugins", "cassandra", "mongo")
-
-
-class StackError(RuntimeError):
-    pass
 
 
 @dataclass

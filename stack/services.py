@@ -16,6 +16,27 @@ from pathlib import Path
 from stack.config import StackConfig
 from stack.process import pid_alive, rss_bytes, start_detached, stop_pid, wait_exec
 
+# Kafka's own reserved ids (org.apache.kafka.common.Uuid): ZERO_UUID and METADATA_TOPIC_ID.
+_KAFKA_RESERVED_UUIDS = (bytes(16), bytes(15) + b"\x01")
+
+
+class StackError(RuntimeError):
+    """A service of the stack could not be prepared, started or reached; the message names it."""
+
+
+def kafka_random_uuid() -> str:
+    """A cluster id as Kafka's ``random-uuid`` makes it (``Uuid.randomUuid``).
+
+    Kafka prints a UUID's 16 bytes as URL-safe base64 without padding and redraws any id that
+    is reserved or begins with ``-``: ``StorageTool format -t -xyz`` would read ``-xyz`` as an option.
+    """
+    while True:
+        raw = uuid.uuid4().bytes
+        text = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        if raw not in _KAFKA_RESERVED_UUIDS and not text.startswith("-"):
+            return text
+
+
 # The JPMS flags Cassandra 5.0 needs on Java 17 (as in its conf/jvm17-server.options).
 CASSANDRA_JAVA17_FLAGS = [
     "-Djdk.attach.allowAttachSelf=true",
@@ -102,7 +123,10 @@ class Service:
         return pid if pid_alive(pid, self.marker) else None
 
     def start(self) -> int:
-        self.prepare()
+        try:
+            self.prepare()
+        except OSError as exc:  # a folder of the state dir that cannot be made
+            raise StackError(f"{self.name}: preparation failed: {exc}") from None
         env = dict(os.environ)
         if self.java_home is not None:
             env["JAVA_HOME"] = str(self.java_home)
@@ -133,12 +157,28 @@ class Service:
         return ":".join(str(self.cfg.lib_dir / s / "*") for s in sets)
 
     def render(self, template: str, target: str, **extra: str) -> Path:
-        text = (self.cfg.conf_dir / template).read_text()
         values = {**self.cfg.template_values(), **extra}
-        # format_map on a properties/yaml file: only {name} placeholders, no other braces in templates
         path = self.dir / target
-        path.write_text(text.format_map(values))
+        try:
+            text = (self.cfg.conf_dir / template).read_text()
+            # format_map on a properties/yaml file: only {name} placeholders, no other braces in templates
+            path.write_text(text.format_map(values))
+        except (OSError, KeyError, ValueError) as exc:
+            source = self.cfg.conf_dir / template
+            raise StackError(f"{self.name}: could not write {path} from {source}: {exc!r}") from None
         return path
+
+    def run_preparation(self, what: str, cmd: list[str], timeout_s: float = 120.0) -> None:
+        """Run one preparation command; on failure raise StackError with its name and output tail."""
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=timeout_s)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StackError(f"{self.name}: {what} could not run: {exc}") from None
+        if done.returncode != 0:
+            output = "\n".join((done.stderr + done.stdout).strip().splitlines()[-40:])
+            raise StackError(
+                f"{self.name}: {what} failed (exit {done.returncode}): {' '.join(cmd)}\n{output or '(no output)'}"
+            )
 
 
 class Kafka(Service):
@@ -149,8 +189,8 @@ class Kafka(Service):
         super().prepare()
         self.render("kafka-server.properties", "server.properties", data_dir=str(self.dir / "data"))
         if not (self.dir / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            subprocess.run(
+            self.run_preparation(
+                "storage format",
                 [
                     self.java(),
                     "-cp",
@@ -159,13 +199,10 @@ class Kafka(Service):
                     "kafka.tools.StorageTool",
                     "format",
                     "-t",
-                    cluster_id,
+                    kafka_random_uuid(),
                     "-c",
                     str(self.dir / "server.properties"),
                 ],
-                check=True,
-                capture_output=True,
-                timeout=120,
             )
 
     def _log_opts(self) -> list[str]:
@@ -216,7 +253,9 @@ class Cassandra(Service):
         self.render("cassandra.yaml", "cassandra.yaml", data_dir=str(self.dir / "data"))
 
     def command(self) -> list[str]:
-        jamm = next((self.cfg.lib_dir / "cassandra").glob("jamm-*.jar"))
+        jamm = next((self.cfg.lib_dir / "cassandra").glob("jamm-*.jar"), None)
+        if jamm is None:
+            raise StackError(f"cassandra: no jamm-*.jar in {self.cfg.lib_dir / 'cassandra'}: run `make jars` first")
         return [
             self.java(),
             *CASSANDRA_JAVA17_FLAGS,
@@ -267,7 +306,7 @@ class MongoDB(Service):
             return False
         found = shutil.which("mongod") is not None
         if self.cfg.mongo_impl == "mongod" and not found:
-            raise RuntimeError("mongo_impl=mongod but no mongod on PATH")
+            raise StackError("mongodb: mongo_impl=mongod but no mongod on PATH")
         return found
 
     @property
