@@ -3,7 +3,7 @@
 Reads the Debezium MongoDB connector's change events with the explicit envelope schema
 (``schemas.debezium``; with or without the JsonConverter's ``{schema, payload}`` wrapper, detected
 per message or fixed by ``cdc.schemas_enabled``), decodes the Extended-JSON document into the
-canonical reading (``jobs.transforms.cdc``) and, per micro-batch, in one ``foreachBatch``:
+canonical reading (``jobs.transforms.cdc_changes``) and, per micro-batch, in one ``foreachBatch``:
 
 1. ``r``/``c``/``u`` → upsert the reading into ``readings_by_station_day`` (partition per station
    per UTC day, newest first); ``u`` without ``after`` (``updateDescription`` only) → write the
@@ -87,10 +87,20 @@ from jobs.sinks import (
     write_cassandra,
 )
 from jobs.transforms import aggregates as A
-from jobs.transforms import cdc as T
 from jobs.transforms.aqi import with_aqi_python
+from jobs.transforms.cdc_changes import (
+    DELETE,
+    PATCH,
+    QUARANTINE,
+    ROUTED_KINDS,
+    UPSERT,
+    decode_changes,
+    parse_changes,
+    quarantine_records,
+)
+from jobs.transforms.cdc_routing import delete_keys, is_late, last_changes, to_patch_rows, to_reading_rows
 from schemas.cassandra import aggregates_row_spark_schema
-from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION, parse_event_id
+from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
 
 QUERY_NAME = "cdc_to_cassandra"
 AGGREGATES_QUERY_NAME = "cdc_to_cassandra_aggregates"
@@ -120,7 +130,7 @@ def read_cdc_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
 
 def decode(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:
     """Kafka rows → classified changes (pure; stateless, so it runs in the streaming plan)."""
-    return T.decode_changes(kafka_rows, [SCHEMA_VERSION], config.cdc.schemas_enabled_flag())
+    return decode_changes(kafka_rows, [SCHEMA_VERSION], config.cdc.schemas_enabled_flag())
 
 
 # --- the aggregates' I/O: keyed reads and writes through the Spark Cassandra Connector ----------------
@@ -136,17 +146,9 @@ def _from_micros(micros: int | None) -> datetime | None:
 
 def changed_readings(changes: DataFrame) -> list[tuple[str, datetime]]:
     """(station_id, ts) of every reading a change of ``changes`` (rows with ``doc_id``, as
-    ``T.parse_changes`` gives them) names. Only the document ids are read (Spark prunes the rest of
-    the parse) and deduplicated here, without a shuffle; an id that is no event id is passed over
-    (the readings query quarantines its event). A change that did not apply only costs a recompute."""
-    changed = set()
-    for row in changes.select("doc_id").collect():
-        try:
-            parts = parse_event_id(row.doc_id or "")
-        except ValueError:
-            continue
-        changed.add((parts.station_id, parts.ts.replace(tzinfo=None)))
-    return sorted(changed)
+    ``parse_changes`` gives them) names. Only the document ids are read (Spark prunes the rest of
+    the parse) and deduplicated on the driver, without a shuffle."""
+    return A.changed_readings(row.doc_id for row in changes.select("doc_id").collect())
 
 
 def read_station_days(spark: SparkSession, config: PipelineConfig, days: Iterable[tuple[str, date]]) -> list[dict]:
@@ -270,38 +272,38 @@ class CdcBatchWriter:
         spark = changes.sparkSession
         times = StepTimes()
         watermark = batch_watermark(spark, self.checkpoint, batch_id)
-        late = T.is_late(F.lit(watermark)) if watermark is not None else F.lit(False)
-        routed = F.col("change_kind").isin(*T.ROUTED_KINDS)
+        late = is_late(F.lit(watermark)) if watermark is not None else F.lit(False)
+        routed = F.col("change_kind").isin(*ROUTED_KINDS)
         kinds = Observation("cdc_kinds")
         observed = changes.observe(
             kinds,
             F.count(F.lit(1)).alias("rows"),
-            *[F.count(F.when(F.col("change_kind") == k, 1)).alias(k) for k in (*T.ROUTED_KINDS, T.QUARANTINE)],
+            *[F.count(F.when(F.col("change_kind") == k, 1)).alias(k) for k in (*ROUTED_KINDS, QUARANTINE)],
             F.count(F.when(routed & late, 1)).alias("late"),
             F.min(F.when(routed & late, F.col("event_time"))).alias("oldest_late"),
         )
-        last = T.last_changes(observed)
+        last = last_changes(observed)
         with times.step("readings"):
-            rows = T.to_reading_rows(last.where(F.col("change_kind") == T.UPSERT), reading_aqi)
+            rows = to_reading_rows(last.where(F.col("change_kind") == UPSERT), reading_aqi)
             with_retries("cassandra readings upsert", lambda: write_cassandra(rows, cas, cas.readings_table))
         tally = kinds.get
-        if tally[T.PATCH]:
+        if tally[PATCH]:
             with times.step("patches"):
-                rows = T.to_patch_rows(last.where(F.col("change_kind") == T.PATCH))
+                rows = to_patch_rows(last.where(F.col("change_kind") == PATCH))
                 with_retries(
                     "cassandra readings patch",
                     lambda: write_cassandra(rows, cas, cas.readings_table, ignore_nulls=True),
                 )
-        if tally[T.DELETE]:
+        if tally[DELETE]:
             with times.step("deletes"):
-                keys = T.delete_keys(last.where(F.col("change_kind") == T.DELETE))
+                keys = delete_keys(last.where(F.col("change_kind") == DELETE))
                 with_retries("cassandra readings delete", lambda: delete_from_cassandra(keys, cas, cas.readings_table))
-        if tally[T.QUARANTINE]:
+        if tally[QUARANTINE]:
             with times.step("quarantine"):
                 self._quarantine(changes, batch_id)
         late_summary = _late_summary(tally["late"], tally["oldest_late"], watermark, batch_id)
         windows = written = emptied = 0
-        if self.aggregates_inline and any(tally[k] for k in T.ROUTED_KINDS):
+        if self.aggregates_inline and any(tally[k] for k in ROUTED_KINDS):
             with times.step("changed readings"):
                 changed = changed_readings(changes)
             windows, written, emptied = recompute_aggregates(spark, cfg, changed, times)
@@ -309,18 +311,18 @@ class CdcBatchWriter:
             "batch %d: %d changes: %s; late %s%s; %s",
             batch_id,
             tally["rows"],
-            ", ".join(f"{k} {tally[k]}" for k in (*T.ROUTED_KINDS, T.QUARANTINE)),
+            ", ".join(f"{k} {tally[k]}" for k in (*ROUTED_KINDS, QUARANTINE)),
             late_summary,
             f"; {windows} windows recomputed, {written} aggregate rows written, {emptied} emptied"
             if self.aggregates_inline
             else "",
             times,
         )
-        counts = {k: tally[k] for k in (*T.ROUTED_KINDS, T.QUARANTINE)}
+        counts = {k: tally[k] for k in (*ROUTED_KINDS, QUARANTINE)}
         log_batch(QUERY_NAME, batch_id, tally["rows"], times, late=tally["late"], **counts)
 
     def _quarantine(self, changes: DataFrame, batch_id: int) -> None:
-        quarantined = T.quarantine_records(changes, F.current_timestamp())
+        quarantined = quarantine_records(changes, F.current_timestamp())
         for row in quarantined.groupBy("reason_code").count().collect():
             log.warning("batch %d: %d changes quarantined: %s", batch_id, row["count"], row.reason_code)
         if self._query_id is None:
@@ -414,7 +416,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool = Fal
         return [start_foreach_batch(changes, QUERY_NAME, writer, config, available_now=True)]
     readings = start_foreach_batch(changes, QUERY_NAME, CdcBatchWriter(config), config, available_now=False)
     aggregates = start_foreach_batch(
-        T.parse_changes(read_cdc_topic(spark, config), config.cdc.schemas_enabled_flag()),
+        parse_changes(read_cdc_topic(spark, config), config.cdc.schemas_enabled_flag()),
         AGGREGATES_QUERY_NAME,
         AggregatesBatchWriter(config, readings),
         config,

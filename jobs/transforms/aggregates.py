@@ -26,7 +26,7 @@ from typing import Any
 
 from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, NOWCAST_HOURS, aqi_values, nowcast, nowcast_aqi
 from schemas.cassandra import AGGREGATE_STATS, NOWCAST_COLUMNS
-from schemas.reading import POLLUTANT_FIELDS
+from schemas.reading import POLLUTANT_FIELDS, parse_event_id
 
 WINDOW_LENGTHS: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 NOWCAST_POLLUTANTS: tuple[str, ...] = ("pm25", "pm10")
@@ -40,6 +40,20 @@ def window_start(ts: datetime, size: str) -> datetime:
     if size == "1h":
         return ts.replace(minute=0, second=0, microsecond=0)
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def changed_readings(doc_ids: Iterable[str | None]) -> list[tuple[str, datetime]]:
+    """(station_id, ts) of every reading the changed document ids name, once each, in order. An id
+    that is no event id is passed over (the readings query quarantines its event); a change that
+    did not apply only costs a recompute."""
+    changed = set()
+    for doc_id in doc_ids:
+        try:
+            parts = parse_event_id(doc_id or "")
+        except ValueError:
+            continue
+        changed.add((parts.station_id, parts.ts.replace(tzinfo=None)))
+    return sorted(changed)
 
 
 def touched_windows(changes: Iterable[tuple[str, datetime]]) -> set[WindowKey]:

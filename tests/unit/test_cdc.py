@@ -11,7 +11,33 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs.transforms import aggregates as A
-from jobs.transforms import cdc as T
+from jobs.transforms.cdc_changes import (
+    DELETE,
+    HEARTBEAT,
+    KEY_MISMATCH,
+    MISSING_DOCUMENT,
+    MISSING_FIELD,
+    PATCH,
+    QUARANTINE,
+    TOMBSTONE,
+    UNKNOWN_OP,
+    UNKNOWN_SCHEMA_VERSION,
+    UNPARSEABLE_DOCUMENT,
+    UNPARSEABLE_ENVELOPE,
+    UNROUTABLE_KEY,
+    UPSERT,
+    WRONG_TYPE,
+    decode_changes,
+    quarantine_records,
+)
+from jobs.transforms.cdc_routing import delete_keys, last_changes, to_patch_rows, to_reading_rows
+from jobs.transforms.extended_json import (
+    ext_json_double,
+    ext_json_int,
+    ext_json_long,
+    ext_json_text,
+    ext_json_timestamp,
+)
 from schemas.cassandra import readings_row_spark_schema, readings_table_columns
 from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
 from tests.support.cdc_events import (
@@ -35,7 +61,7 @@ def kafka_rows(spark, messages: list[tuple[bytes | None, bytes | None]], partiti
 def decode(spark, messages, schemas_enabled=None):
     """Decoded changes, materialised as the job's ``foreachBatch`` receives them (the decode runs in
     the streaming plan; the batch function gets its rows, not its expressions)."""
-    return T.decode_changes(kafka_rows(spark, messages), [SCHEMA_VERSION], schemas_enabled).localCheckpoint()
+    return decode_changes(kafka_rows(spark, messages), [SCHEMA_VERSION], schemas_enabled).localCheckpoint()
 
 
 def as_bytes(line: str | None) -> bytes | None:
@@ -79,8 +105,8 @@ def test_every_recorded_event_is_parsed_and_classified(spark, data_dir):
     rows = changes.select("event.op", "doc_id", "change_kind", "quarantine_reason", "document._id").collect()
     assert [r.op for r in rows] == [json.loads(v).get("payload", json.loads(v))["op"] for _, _, v, _ in events]
     assert [r.doc_id for r in rows] == ["67ab25755c0d5ac87eb8c632"] * 3 + ["1001", "1002", "1003", "1004"]
-    assert {r.change_kind for r in rows} == {T.QUARANTINE}
-    assert all(r.quarantine_reason.startswith(f"{T.UNROUTABLE_KEY}: document id is not an event id") for r in rows)
+    assert {r.change_kind for r in rows} == {QUARANTINE}
+    assert all(r.quarantine_reason.startswith(f"{UNROUTABLE_KEY}: document id is not an event id") for r in rows)
     # with the wrapper fixed on / off: the same payloads as auto-detection
     for with_schema in (True, False):
         subset = [(as_bytes(k), as_bytes(v)) for _, ws, v, k in events if ws is with_schema]
@@ -88,7 +114,7 @@ def test_every_recorded_event_is_parsed_and_classified(spark, data_dir):
         auto = decode(spark, subset).select("event").collect()
         assert fixed == auto and all(r.event is not None for r in fixed)
         wrong = decode(spark, subset, not with_schema).select("change_kind", "quarantine_reason").collect()
-        assert {r.change_kind for r in wrong} == {T.QUARANTINE}
+        assert {r.change_kind for r in wrong} == {QUARANTINE}
 
 
 def test_recorded_documents_decode_strict_extended_json(spark, data_dir):
@@ -98,9 +124,9 @@ def test_recorded_documents_decode_strict_extended_json(spark, data_dir):
         spark.createDataFrame([(after,)], "t string")
         .select(F.from_json("t", "_id string, created_at string, updated_at string, tags array<string>").alias("d"))
         .select(
-            T.ext_json_text(F.col("d._id")).alias("id"),
-            T.ext_json_long(F.col("d.created_at")).alias("created"),
-            T.ext_json_timestamp(F.col("d.updated_at")).alias("updated"),
+            ext_json_text(F.col("d._id")).alias("id"),
+            ext_json_long(F.col("d.created_at")).alias("created"),
+            ext_json_timestamp(F.col("d.updated_at")).alias("updated"),
             F.col("d.tags").alias("tags"),
         )
         .first()
@@ -121,20 +147,20 @@ def test_every_bson_type_of_the_recorded_document(spark, data_dir):
         spark.createDataFrame([(text,)], "t string")
         .select(F.from_json("t", schema).alias("d"))
         .select(
-            T.ext_json_text(d.id).alias("id"),
-            T.ext_json_int(d.age).alias("age"),
-            T.ext_json_long(d.created_time).alias("created"),
-            T.ext_json_long(d.updated_time).alias("updated"),
-            T.ext_json_timestamp(d.deleted_time).alias("deleted"),
-            T.ext_json_double(d.double_nan).alias("nan"),
-            T.ext_json_double(d.double_inf).alias("inf"),
-            T.ext_json_double(d.double_ninf).alias("ninf"),
-            T.ext_json_double(d.double_zero).alias("zero"),
-            T.ext_json_double(d.decimal).alias("decimal"),
-            T.ext_json_text(d.symbol).alias("symbol"),
-            T.ext_json_double(d.context.location.lat).alias("lat"),
-            T.ext_json_double(d.context.location.lon).alias("lon"),
-            T.ext_json_long(d.context.end_time).alias("end_time"),
+            ext_json_text(d.id).alias("id"),
+            ext_json_int(d.age).alias("age"),
+            ext_json_long(d.created_time).alias("created"),
+            ext_json_long(d.updated_time).alias("updated"),
+            ext_json_timestamp(d.deleted_time).alias("deleted"),
+            ext_json_double(d.double_nan).alias("nan"),
+            ext_json_double(d.double_inf).alias("inf"),
+            ext_json_double(d.double_ninf).alias("ninf"),
+            ext_json_double(d.double_zero).alias("zero"),
+            ext_json_double(d.decimal).alias("decimal"),
+            ext_json_text(d.symbol).alias("symbol"),
+            ext_json_double(d.context.location.lat).alias("lat"),
+            ext_json_double(d.context.location.lon).alias("lon"),
+            ext_json_long(d.context.end_time).alias("end_time"),
         )
         .first()
     )
@@ -154,7 +180,7 @@ def test_dates_in_every_encoding(spark):
     ]
     rows = (
         spark.createDataFrame([(f'{{"ts": {t}}}',) for t in texts], "t string")
-        .select(T.ext_json_timestamp(F.from_json("t", "ts string").ts).alias("ts"))
+        .select(ext_json_timestamp(F.from_json("t", "ts string").ts).alias("ts"))
         .collect()
     )
     assert [r.ts for r in rows] == [datetime(2025, 2, 13, 14, 1, 37, 970000)] * 4
@@ -168,15 +194,15 @@ def test_dates_in_every_encoding(spark):
 def test_reading_events_map_to_cassandra_rows(spark, data_dir, readings, op, with_schema):
     factory = EnvelopeFactory(data_dir, with_schema)
     changes = decode(spark, [factory.change(op, r) for r in readings])
-    assert {r.change_kind for r in changes.select("change_kind").collect()} == {T.UPSERT}
-    rows = T.to_reading_rows(T.last_changes(changes))
+    assert {r.change_kind for r in changes.select("change_kind").collect()} == {UPSERT}
+    rows = to_reading_rows(last_changes(changes))
     expected = expected_reading_rows(spark, readings)
     assert_df_equality(rows.orderBy("event_id"), expected.orderBy("event_id"), ignore_nullable=True)
 
 
 def test_first_row_spot_checked(spark, data_dir, readings):
     factory = EnvelopeFactory(data_dir, False)
-    row = T.to_reading_rows(T.last_changes(decode(spark, [factory.change("c", readings[0])]))).first()
+    row = to_reading_rows(last_changes(decode(spark, [factory.change("c", readings[0])]))).first()
     # 2013-03-01 00:00 Beijing = 2013-02-28 16:00 UTC: the day partition is the UTC date
     assert (row.station_id, row.day, row.ts) == ("aotizhongxin", date(2013, 2, 28), datetime(2013, 2, 28, 16, 0))
     assert (row.event_id, row.pm25, row.pm10, row.co, row.schema_version) == (
@@ -193,8 +219,8 @@ def test_patch_from_relaxed_updated_fields(spark, data_dir, readings):
     event_id = readings[0]["event_id"]
     new_ingested = datetime(2026, 2, 1, 12, 30, 15, 250000, tzinfo=UTC)
     changes = decode(spark, [factory.patch(event_id, {"pm25": 99.5, "ingested_at": new_ingested})])
-    assert changes.select("change_kind").first().change_kind == T.PATCH
-    row = T.to_patch_rows(T.last_changes(changes)).first()
+    assert changes.select("change_kind").first().change_kind == PATCH
+    row = to_patch_rows(last_changes(changes)).first()
     assert (row.station_id, row.day, row.ts) == ("aotizhongxin", date(2013, 2, 28), datetime(2013, 2, 28, 16, 0))
     assert row.pm25 == 99.5 and row.ingested_at == datetime(2026, 2, 1, 12, 30, 15, 250000)
     assert row.pm10 is None and row.source is None  # not named by the patch: left as Cassandra has it
@@ -204,16 +230,16 @@ def test_patch_from_relaxed_updated_fields(spark, data_dir, readings):
 def test_delete_is_routed_by_the_key_and_the_tombstone_passed_over(spark, data_dir, readings, with_schema):
     factory = EnvelopeFactory(data_dir, with_schema)
     changes = decode(spark, factory.delete(readings[5]["event_id"]))
-    assert [r.change_kind for r in changes.orderBy("offset").collect()] == [T.DELETE, T.TOMBSTONE]
+    assert [r.change_kind for r in changes.orderBy("offset").collect()] == [DELETE, TOMBSTONE]
     assert changes.where(F.col("quarantine_reason").isNotNull()).count() == 0
-    keys = T.delete_keys(T.last_changes(changes)).collect()
+    keys = delete_keys(last_changes(changes)).collect()
     assert [tuple(k) for k in keys] == [("aotizhongxin", date(2013, 2, 28), datetime(2013, 2, 28, 21, 0))]
 
 
 def test_heartbeat_is_passed_over(spark):
     changes = decode(spark, [(b'{"serverName": "aqcdc"}', b'{"ts_ms": 1767225600000}')])
     row = changes.select("change_kind", "quarantine_reason").first()
-    assert (row.change_kind, row.quarantine_reason) == (T.HEARTBEAT, None)
+    assert (row.change_kind, row.quarantine_reason) == (HEARTBEAT, None)
 
 
 def test_last_change_per_reading_wins_within_a_batch(spark, data_dir, readings):
@@ -230,16 +256,16 @@ def test_last_change_per_reading_wins_within_a_batch(spark, data_dir, readings):
         f.patch(c["event_id"], {"pm10": 1.0}),
         f.patch(c["event_id"], {"pm10": 2.0, "no2": 3.0}),  # c: upsert, then the patches merged
     ]
-    last = T.last_changes(decode(spark, messages))
+    last = last_changes(decode(spark, messages))
     got = {(r.event_id, r.change_kind): r.document for r in last.collect()}
     assert set(got) == {
-        (a["event_id"], T.DELETE),
-        (b["event_id"], T.UPSERT),
-        (c["event_id"], T.UPSERT),
-        (c["event_id"], T.PATCH),
+        (a["event_id"], DELETE),
+        (b["event_id"], UPSERT),
+        (c["event_id"], UPSERT),
+        (c["event_id"], PATCH),
     }
-    assert got[(b["event_id"], T.UPSERT)].pm25 == 1234.0
-    patch = got[(c["event_id"], T.PATCH)]
+    assert got[(b["event_id"], UPSERT)].pm25 == 1234.0
+    patch = got[(c["event_id"], PATCH)]
     assert (patch.pm10, patch.no2, patch.pm25) == (2.0, 3.0, None)
 
 
@@ -260,25 +286,25 @@ def test_each_bad_event_is_quarantined_with_its_reason(spark, data_dir, readings
     good_key, good_value = f.change("c", readings[0])
     event = json.loads(good_value)
     cases = {
-        T.UNPARSEABLE_ENVELOPE: (good_key, b"not json"),
-        T.UNKNOWN_OP: (good_key, json.dumps({**event, "op": "x"}).encode()),
-        T.MISSING_DOCUMENT: (good_key, json.dumps({**event, "after": None}).encode()),
-        T.UNPARSEABLE_DOCUMENT: (good_key, json.dumps({**event, "after": "[1, 2"}).encode()),
-        T.UNROUTABLE_KEY: (json.dumps({"id": '{"$oid": "67ab25755c0d5ac87eb8c632"}'}).encode(), good_value),
-        T.MISSING_FIELD: _with_after(f, readings[0], lambda d: d.pop("source")),
-        T.WRONG_TYPE: _with_after(f, readings[0], lambda d: d.update(pm25="high")),
-        T.UNKNOWN_SCHEMA_VERSION: _with_after(f, readings[0], lambda d: d.update(schema_version=7)),
-        T.KEY_MISMATCH: _with_after(f, readings[0], lambda d: d.update(station_id="dongsi")),
+        UNPARSEABLE_ENVELOPE: (good_key, b"not json"),
+        UNKNOWN_OP: (good_key, json.dumps({**event, "op": "x"}).encode()),
+        MISSING_DOCUMENT: (good_key, json.dumps({**event, "after": None}).encode()),
+        UNPARSEABLE_DOCUMENT: (good_key, json.dumps({**event, "after": "[1, 2"}).encode()),
+        UNROUTABLE_KEY: (json.dumps({"id": '{"$oid": "67ab25755c0d5ac87eb8c632"}'}).encode(), good_value),
+        MISSING_FIELD: _with_after(f, readings[0], lambda d: d.pop("source")),
+        WRONG_TYPE: _with_after(f, readings[0], lambda d: d.update(pm25="high")),
+        UNKNOWN_SCHEMA_VERSION: _with_after(f, readings[0], lambda d: d.update(schema_version=7)),
+        KEY_MISMATCH: _with_after(f, readings[0], lambda d: d.update(station_id="dongsi")),
     }
     changes = decode(spark, list(cases.values()))
-    quarantined = T.quarantine_records(changes, F.lit(KAFKA_TS)).orderBy("offset").collect()
+    quarantined = quarantine_records(changes, F.lit(KAFKA_TS)).orderBy("offset").collect()
     assert [q.reason_code for q in quarantined] == list(cases)
     assert [q.value for q in quarantined] == [bytearray(v) for _, v in cases.values()]
-    assert quarantined[2].reason == f"{T.MISSING_DOCUMENT}: no after and no updateDescription"
-    assert quarantined[6].reason.startswith(f"{T.WRONG_TYPE}: pm25: ")
-    assert quarantined[5].reason == f"{T.MISSING_FIELD}: source"
+    assert quarantined[2].reason == f"{MISSING_DOCUMENT}: no after and no updateDescription"
+    assert quarantined[6].reason.startswith(f"{WRONG_TYPE}: pm25: ")
+    assert quarantined[5].reason == f"{MISSING_FIELD}: source"
     # the good event next to them goes through
-    assert decode(spark, [(good_key, good_value)]).first().change_kind == T.UPSERT
+    assert decode(spark, [(good_key, good_value)]).first().change_kind == UPSERT
 
 
 # --- aggregates -------------------------------------------------------------------------------------------------
@@ -290,7 +316,7 @@ def _readings_as_stored(spark, data_dir, readings) -> list[dict]:
     from jobs.cdc_to_cassandra import _from_micros
 
     f = EnvelopeFactory(data_dir, False)
-    rows = T.to_reading_rows(T.last_changes(decode(spark, [f.change("c", r) for r in readings])))
+    rows = to_reading_rows(last_changes(decode(spark, [f.change("c", r) for r in readings])))
     collected = rows.select("station_id", F.unix_micros("ts").alias("ts"), *POLLUTANT_FIELDS).collect()
     return [{**r.asDict(), "ts": _from_micros(r.ts)} for r in collected]
 
@@ -341,7 +367,7 @@ def test_touched_windows_and_changed_aggregates(spark, data_dir, readings):
 
     stored = _readings_as_stored(spark, data_dir, readings)
     f = EnvelopeFactory(data_dir, False)
-    last = T.last_changes(decode(spark, [f.change("u", readings[0]), *f.delete(readings[30]["event_id"])]))
+    last = last_changes(decode(spark, [f.change("u", readings[0]), *f.delete(readings[30]["event_id"])]))
     changed = changed_readings(last)
     assert A.touched_windows(changed) == {
         ("aotizhongxin", "1h", datetime(2013, 2, 28, 16)),
@@ -403,7 +429,7 @@ def test_reading_rows_get_the_aqi_of_their_pollutants(spark, data_dir, readings)
     from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, aqi_values
 
     f = EnvelopeFactory(data_dir, False)
-    rows = T.to_reading_rows(T.last_changes(decode(spark, [f.change("c", r) for r in readings])), reading_aqi)
+    rows = to_reading_rows(last_changes(decode(spark, [f.change("c", r) for r in readings])), reading_aqi)
     assert rows.columns == [name for name, _ in readings_table_columns()]
     got = {r.event_id: tuple(r[c] for c in AQI_OUTPUT_COLUMNS) for r in rows.collect()}
     expected = {r["event_id"]: aqi_values({p: r.get(p) for p in POLLUTANT_FIELDS}) for r in readings}
@@ -420,3 +446,14 @@ def test_extended_json_encoder_matches_the_recorded_strict_form(data_dir):
     )
     assert ours["updated_at"] == recorded["updated_at"] == {"$date": 1739455297970}
     assert ours["sent_at"] == recorded["created_at"] == {"$numberLong": "1736207571013"}
+
+
+def test_changed_readings_are_the_event_ids_named_once_each_in_order_without_the_unroutable():
+    doc_ids = [
+        "openaq:s-2:20250101T010000Z",
+        "openaq:s-1:20250101T000000Z",
+        "openaq:s-2:20250101T010000Z",  # a patch after the upsert of the same reading
+        "67ab25755c0d5ac87eb8c632",  # no event id: its event is quarantined, nothing to recompute
+        None,
+    ]
+    assert A.changed_readings(doc_ids) == [("s-1", datetime(2025, 1, 1, 0)), ("s-2", datetime(2025, 1, 1, 1))]
