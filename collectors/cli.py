@@ -200,7 +200,6 @@ def run_scheduled(
     sink = make_sink(settings)
     # only a Kafka run keeps the per-station high-water mark (a dry run must show everything)
     state = SentState(settings.spool_dir / f"state-{source}.json") if isinstance(sink, KafkaSink) else None
-    total = SendReport()
     try:
         while True:
             now = datetime.now(UTC)
@@ -215,7 +214,6 @@ def run_scheduled(
             report = sink.send(fresh)
             if state is not None:
                 state.record(fresh)
-            total.add(report)
             log.info(
                 "%s: %d readings (%d already sent), sent %d, spooled %d, from spool %d",
                 source, len(readings), len(readings) - len(fresh), report.sent, report.spooled, report.from_spool,

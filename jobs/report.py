@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.sinks import read_delta
 from jobs.transforms.raw_readings import bronze_readings
 
 
@@ -108,7 +109,7 @@ def hourly_aggregates(config: PipelineConfig, station_id: str, limit: int = 5) -
 def _delta(spark, path: str):
     from delta.tables import DeltaTable
 
-    return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
+    return read_delta(spark, path) if DeltaTable.isDeltaTable(spark, path) else None
 
 
 def _delta_count(spark, path: str) -> int:

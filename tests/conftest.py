@@ -69,9 +69,6 @@ def spark(pipeline_config):
             "spark.ui.enabled": "false",
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
-            "spark.sql.streaming.stateStore.providerClass": (
-                "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
-            ),
         }
     )
     for key, value in settings.items():

