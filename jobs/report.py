@@ -16,22 +16,8 @@ from typing import Any
 
 from jobs.config import ConfigError, PipelineConfig, load_config
 from jobs.sinks import read_delta
+from jobs.topics import topic_size
 from jobs.transforms.raw_readings import bronze_readings
-
-
-def topic_size(bootstrap: str, topic: str) -> int:
-    """Messages currently in a topic (end minus beginning offsets, all partitions)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        if not partitions:
-            return 0
-        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
-        return sum(end[tp] - begin[tp] for tp in partitions)
-    finally:
-        consumer.close()
 
 
 def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:

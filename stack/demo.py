@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from jobs.topics import wait_for_cdc
 from stack import connector
 from stack.config import REPO_ROOT
 from stack.core import Stack
@@ -90,32 +91,6 @@ def collect(data_dir: Path, beijing_rows: int, live: bool) -> None:
     run([PY, "-m", "collectors", "replay", "--dataset", "beijing", "--limit", str(beijing_rows), "--files", *beijing])
 
 
-def topic_size(bootstrap: str, topic: str) -> int:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        begin, end = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
-        return sum(end[tp] - begin[tp] for tp in partitions)
-    finally:
-        consumer.close()
-
-
-def wait_for_cdc(bootstrap: str, topic: str, at_least: int, timeout_s: float = 300.0) -> int:
-    """Until Debezium has emitted at least one event per document and then gone quiet for 5 s."""
-    deadline = time.monotonic() + timeout_s
-    last, quiet_since = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        size = topic_size(bootstrap, topic)
-        if size != last:
-            last, quiet_since = size, time.monotonic()
-        elif size >= at_least and time.monotonic() - quiet_since > 5:
-            return size
-        time.sleep(1)
-    raise SystemExit(f"demo: Debezium emitted {last} events on {topic}, expected at least {at_least}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stack.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -151,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         cdc_topic = f"{definition['config']['topic.prefix']}.{captured}"
         database, collection = captured.split(".", 1)
         client = MongoClient(stack.cfg.host, stack.cfg.mongo_port, directConnection=True)
-        documents = client[database][collection].count_documents({})
+        document_ids = [d["_id"] for d in client[database][collection].find({}, {"_id": 1})]
         client.close()
-        events = wait_for_cdc(stack.kafka_bootstrap, cdc_topic, documents)
-        print(f"  {events} change events for {documents} documents")
+        try:
+            events = wait_for_cdc(stack.kafka_bootstrap, cdc_topic, document_ids)
+        except TimeoutError as exc:
+            raise SystemExit(f"demo: {exc}") from None
+        print(f"  {events} change events for {len(document_ids)} documents")
         step("cdc_to_cassandra (spark-submit; Spark UI on http://localhost:4040 while it runs)")
         run([PY, "-m", "jobs.submit", "cdc_to_cassandra", "--available-now"])
         step("What landed where")

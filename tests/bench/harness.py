@@ -41,14 +41,14 @@ from pyspark.sql import SparkSession
 
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.config import PipelineConfig, load_config
-from jobs.report import topic_size
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
+from jobs.topics import cdc_document_id, cdc_envelope, read_topic, topic_records, topic_size, wait_for_cdc
 from jobs.transforms.raw_readings import bronze_readings
 from schemas.reading import READING_FIELDS, reading_to_mongo_document
 from stack import connector
 from stack.core import Stack
 from tests.support.flow import debezium_connector, submit_job
-from tests.support.pipeline import REPO_ROOT, consume_all, isolated_config
+from tests.support.pipeline import REPO_ROOT, isolated_config
 
 BEIJING_GLOB = "PRSA_Data_*.csv"
 BEIJING_STATIONS = 6  # one reading per station per hour of event time
@@ -463,6 +463,14 @@ def _mongo_count(config: PipelineConfig, collection: str | None = None) -> int:
         client.close()
 
 
+def _mongo_ids(config: PipelineConfig) -> list[str]:
+    client = MongoClient(config.mongo.uri)
+    try:
+        return [d["_id"] for d in client[config.mongo.database][config.mongo.collection].find({}, {"_id": 1})]
+    finally:
+        client.close()
+
+
 def _bronze_counts(spark: SparkSession, path: str) -> dict[str, int]:
     """Bronze is an append: its records (one per valid Kafka record) and its one-row-per-reading view."""
     if not Path(path).exists():
@@ -538,32 +546,21 @@ def scan_raw_topic(bench: Bench, chunk: int = 40 * MONGO_BULK_BATCH) -> Iterator
 
     Sets ``bench.raw_valid`` and ``bench.raw_distinct`` once the scan is complete.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bench.stack.kafka_bootstrap, enable_auto_commit=False)
     valid: set[str] = set()
     distinct: set[str] = set()
-    try:
-        numbers = sorted(consumer.partitions_for_topic(bench.raw_topic))
-        partitions = [TopicPartition(bench.raw_topic, p) for p in numbers]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        documents: list[dict[str, Any]] = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=2000, max_records=5000).values():
-                for record in records:
-                    event_id, document = valid_document(record.value)
-                    if event_id is not None:
-                        distinct.add(event_id)
-                    if document is not None:
-                        valid.add(event_id)
-                        documents.append(document)
-            if len(documents) >= chunk:
-                yield documents
-                documents = []
-        if documents:
+    documents: list[dict[str, Any]] = []
+    for record in topic_records(bench.stack.kafka_bootstrap, bench.raw_topic, max_poll_records=5000):
+        event_id, document = valid_document(record.value)
+        if event_id is not None:
+            distinct.add(event_id)
+        if document is not None:
+            valid.add(event_id)
+            documents.append(document)
+        if len(documents) >= chunk:
             yield documents
-    finally:
-        consumer.close()
+            documents = []
+    if documents:
+        yield documents
     bench.raw_valid, bench.raw_distinct = len(valid), len(distinct)
 
 
@@ -621,7 +618,7 @@ def _group_caught_up(admin: KafkaAdminClient, group: str, end: dict[TopicPartiti
 
 def _dead_letters(bootstrap: str, topic: str) -> tuple[int, str | None]:
     """Records in the sink's dead-letter topic and the first one's exception message (Connect's error headers)."""
-    records = consume_all(bootstrap, topic)
+    records = read_topic(bootstrap, topic)
     for record in records[:1]:
         headers = dict(record.headers or [])
         message = headers.get("__connect.errors.exception.message") or headers.get(
@@ -722,23 +719,19 @@ def mongo_sink_peer(bench: Bench, run: int, poll_s: float = 0.5, stall_s: float 
 def snapshot_to_topic(bench: Bench, written: PipelineConfig, prefix: str, timeout_s: float = 1800) -> dict[str, Any]:
     """The real Debezium connector over ``written``'s collection until the CDC topic holds an event per document."""
     definition = debezium_connector(bench.stack, written, prefix)
-    documents = _mongo_count(written)
+    document_ids = _mongo_ids(written)
     topic = f"{prefix}.{written.mongo.database}.{written.mongo.collection}"
     started = time.perf_counter()
     connector.register(bench.stack.connect_url, definition)
     try:
         connector.wait_running(bench.stack.connect_url, definition["name"])
-        deadline = time.monotonic() + timeout_s
-        while (size := topic_size(bench.stack.kafka_bootstrap, topic)) < documents:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Debezium emitted {size} of {documents} events in {timeout_s:.0f}s")
-            time.sleep(1)
+        wait_for_cdc(bench.stack.kafka_bootstrap, topic, document_ids, timeout_s=timeout_s)
         seconds = time.perf_counter() - started
     finally:
         connector.delete(bench.stack.connect_url, definition["name"])
     return {
         "topic": topic,
-        "documents": documents,
+        "documents": len(document_ids),
         "records": topic_size(bench.stack.kafka_bootstrap, topic),
         "debezium_seconds": seconds,
         "database": written.mongo.database,
@@ -931,19 +924,6 @@ def _written_sent_at(config: PipelineConfig) -> dict[str, tuple[int, int]]:
         cluster.shutdown()
 
 
-def _cdc_event_id(key: bytes | None) -> str | None:
-    """The document id from a Debezium MongoDB key: ``{"id": "\\"<event_id>\\""}`` (the id as Extended JSON)."""
-    if not key:
-        return None
-    try:
-        document = json.loads(key)
-        document = document.get("payload", document)
-        identifier = json.loads(document["id"])
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return identifier if isinstance(identifier, str) else None
-
-
 def first_cdc_events(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
     """event_id → the first change event of it in the CDC topic: its Kafka timestamp and the MongoDB write time.
 
@@ -951,18 +931,10 @@ def first_cdc_events(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
     carries it, else ``payload.source.ts_ms`` (the oplog clusterTime: whole seconds).
     """
     first: dict[str, dict[str, Any]] = {}
-    for record in consume_all(bootstrap, topic):
-        if record.value is None:
-            continue  # tombstone
-        event_id = _cdc_event_id(record.key)
-        if event_id is None:
+    for record in topic_records(bootstrap, topic):
+        event_id, envelope = cdc_document_id(record.key), cdc_envelope(record.value)
+        if event_id is None or envelope is None:  # a tombstone, or no document key
             continue
-        try:
-            envelope = json.loads(record.value)
-        except ValueError:
-            continue
-        if "payload" in envelope and "schema" in envelope:
-            envelope = envelope["payload"]
         if envelope.get("op") not in ("c", "r", "u"):
             continue
         source = envelope.get("source") or {}

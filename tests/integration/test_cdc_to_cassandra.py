@@ -14,17 +14,17 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import requests
 from cassandra.cluster import Cluster
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from jobs import cdc_to_cassandra as job
 from jobs.setup import apply_cql
+from jobs.topics import wait_for_cdc
+from stack import connector
 from tests.support.cdc_events import (
     EnvelopeFactory,
     assert_aggregates_equal,
@@ -33,7 +33,7 @@ from tests.support.cdc_events import (
     pandas_aggregates,
     recorded_events,
 )
-from tests.support.flow import run_available_now, wait_for_cdc, wait_for_records
+from tests.support.flow import debezium_connector, run_available_now
 from tests.support.pipeline import REPO_ROOT, isolated_config, parse_ts, produce
 
 COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm10", "no2", "so2", "co", "o3")
@@ -230,66 +230,25 @@ def _aggregates_match(actual: pd.DataFrame, readings: list[dict]) -> bool:
 # --- the real connector --------------------------------------------------------------------------------------
 
 
-def _register_connector(connect_url: str, mongo_uri: str, name: str, prefix: str, namespace: str) -> str | None:
-    """Register a Debezium MongoDB connector; None when it runs, else why not."""
-    config = {
-        "connector.class": "io.debezium.connector.mongodb.MongoDbConnector",
-        "mongodb.connection.string": mongo_uri,
-        "topic.prefix": prefix,
-        "collection.include.list": namespace,
-        "capture.mode": "change_streams_update_full",
-        "tasks.max": "1",
-    }
-    response = requests.post(f"{connect_url}/connectors", json={"name": name, "config": config}, timeout=120)
-    if response.status_code >= 300:
-        return f"registration refused: {response.text[:300]}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = requests.get(f"{connect_url}/connectors/{name}/status", timeout=30).json()
-        tasks = status.get("tasks", [])
-        if tasks and tasks[0].get("state") == "RUNNING":
-            return None
-        if tasks and tasks[0].get("state") == "FAILED":
-            return f"task failed: {tasks[0].get('trace', '')[:300]}"
-        time.sleep(1)
-    return "the connector task did not reach RUNNING in 120 s"
-
-
-def _ops(records, event_id: str) -> list[str | None]:
-    """The op of each change of one document, in topic order (None for its tombstone)."""
-    ops: list[str | None] = []
-    for record in records:
-        if record.key is None or event_id not in record.key.decode():
-            continue
-        value = json.loads(record.value) if record.value is not None else None
-        ops.append(None if value is None else value.get("payload", value).get("op"))
-    return ops
-
-
 def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
-    """MongoDB → Debezium (Kafka Connect) → Kafka → job → Cassandra, with an update and a delete.
-
-    Depends on the Debezium MongoDB connector running against the stack's MongoDB (issue: the Java
-    stand-in's change streams). A connector that cannot run fails the test, in every mode.
-    """
+    """MongoDB → Debezium (the committed connector of conf/debezium/) → Kafka → job → Cassandra, with an
+    update and a delete. A connector that cannot run fails the test, in every mode."""
     from pymongo import MongoClient
 
     config, _, session = cdc_env
-    tag = uuid.uuid4().hex[:8]
-    prefix, database, collection = f"cdc{tag}", f"aq_{tag}", "readings_raw"
-    connect_url = f"http://{stack.cfg.host}:{stack.cfg.connect_port}"
-    name = f"aqstream-test-{tag}"
-    problem = _register_connector(connect_url, stack.mongo_uri, name, prefix, f"{database}.{collection}")
+    prefix = f"cdc{config.mongo.database.removeprefix('aq_')}"
+    definition = debezium_connector(stack, config, prefix)
+    topic = f"{prefix}.{config.mongo.database}.{config.mongo.collection}"
+    config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"cdc_topic": topic})})
+    bootstrap = config.kafka.bootstrap_servers
+    connector.register(stack.connect_url, definition)
     try:
-        if problem:
-            pytest.fail(f"the Debezium connector does not run against this MongoDB: {problem}")
-        topic = f"{prefix}.{database}.{collection}"
-        config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"cdc_topic": topic})})
+        connector.wait_running(stack.connect_url, definition["name"])
         readings = beijing_readings(data_dir, "Changping", 48)
-        client = MongoClient(f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true")
-        coll = client[database][collection]
+        client = MongoClient(config.mongo.uri)
+        coll = client[config.mongo.database][config.mongo.collection]
         coll.insert_many([mongo_document(r) for r in readings])
-        wait_for_cdc(config, [r["event_id"] for r in readings])
+        wait_for_cdc(bootstrap, topic, [r["event_id"] for r in readings], timeout_s=180)
         run_available_now(job, spark, config)
         assert_readings_landed(cassandra_readings(session, config), readings)
         assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))
@@ -297,23 +256,18 @@ def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
         changed = {**readings[7], "pm25": 321.0}
         coll.replace_one({"_id": changed["event_id"]}, mongo_document(changed))
         coll.delete_one({"_id": readings[8]["event_id"]})
-        wait_for_records(
-            config.kafka.bootstrap_servers,
-            topic,
-            lambda records: None
-            if "u" in _ops(records, changed["event_id"]) and _ops(records, readings[8]["event_id"])[-2:] == ["d", None]
-            else "the update and the delete (with its tombstone)",
-        )
+        wait_for_cdc(bootstrap, topic, [changed["event_id"]], ops=("u",), timeout_s=180)
+        wait_for_cdc(bootstrap, topic, [readings[8]["event_id"]], ops=("d",), timeout_s=180)
         run_available_now(job, spark, config)
         expected = [changed if i == 7 else r for i, r in enumerate(readings) if i != 8]
         stored = cassandra_readings(session, config)
         assert_readings_landed(stored, expected)
         assert stored[changed["event_id"]]["pm25"] == 321.0
         assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(expected))
-        client.drop_database(database)
+        client.drop_database(config.mongo.database)
         client.close()
     finally:
-        requests.delete(f"{connect_url}/connectors/{name}", timeout=60)
+        connector.delete(stack.connect_url, definition["name"])
 
 
 def test_cdc_messages_are_json(data_dir):

@@ -12,11 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from collectors import cli
 from collectors.sink import Spool
+from jobs.topics import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -33,20 +33,9 @@ def _topic(stack, partitions: int = 3) -> str:
     return name
 
 
-def _consume_all(bootstrap: str, topic: str) -> list[tuple[str, dict]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        out = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=2000).values():
-                out += [(r.key.decode(), json.loads(r.value)) for r in records]
-        return out
-    finally:
-        consumer.close()
+def _keyed_readings(bootstrap: str, topic: str) -> list[tuple[str, dict]]:
+    """(key, reading) of every record of the topic."""
+    return [(r.key.decode(), json.loads(r.value)) for r in read_topic(bootstrap, topic)]
 
 
 def _stable(reading: dict) -> dict:
@@ -106,7 +95,7 @@ def test_collector_to_kafka_and_back(stack, data_dir, tmp_path, collector):
     topic = _topic(stack)
     spool = tmp_path / "spool"
     assert cli.main([*argv, "--bootstrap", stack.kafka_bootstrap, "--topic", topic, "--spool-dir", str(spool)]) == 0
-    consumed = _consume_all(stack.kafka_bootstrap, topic)
+    consumed = _keyed_readings(stack.kafka_bootstrap, topic)
 
     assert all(key == message["station_id"] for key, message in consumed)
     assert all(isinstance(message["sent_at"], int) for _, message in consumed)
@@ -122,7 +111,7 @@ def test_an_api_collector_does_not_resend_after_a_restart(stack, data_dir, tmp_p
     common = ["--bootstrap", stack.kafka_bootstrap, "--topic", topic, "--spool-dir", str(tmp_path / "spool")]
     assert cli.main([*argv, *common]) == 0
     assert cli.main([*argv, *common]) == 0  # a restart: same latest values, already sent
-    consumed = _consume_all(stack.kafka_bootstrap, topic)
+    consumed = _keyed_readings(stack.kafka_bootstrap, topic)
     assert len(consumed) == 2  # Del Norte at 20:00Z and 21:00Z, once each
 
 
@@ -176,7 +165,7 @@ def test_kafka_stopped_mid_run_spools_then_delivers(stack, data_dir, tmp_path):
     assert run(parts[2]) == 0  # the next start sends the spool first, then its own batch
     assert not Spool(spool).files()
 
-    consumed = [message["event_id"] for _, message in _consume_all(stack.kafka_bootstrap, topic)]
+    consumed = [message["event_id"] for _, message in _keyed_readings(stack.kafka_bootstrap, topic)]
     expected = [json.loads(line)["event_id"] for line in readings]
     assert sorted(consumed) == sorted(expected)  # none lost, none doubled
     assert len(set(consumed)) == 90

@@ -17,10 +17,11 @@ from pymongo import MongoClient
 from pyspark.sql import functions as F
 
 from collectors import replay
+from jobs.topics import read_topic, wait_for_cdc
 from schemas.debezium import debezium_envelope_schema
 from schemas.reading import reading_to_mongo_document
 from stack import connector
-from tests.support.pipeline import REPO_ROOT, consume_all
+from tests.support.pipeline import REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -61,24 +62,12 @@ def capture(stack):
         client.close()
 
 
-def wait_for_events(bootstrap: str, topic: str, predicate, timeout_s: float = 120.0) -> list:
+def wait_until(condition, what: str, timeout_s: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            records = consume_all(bootstrap, topic)
-        except Exception:  # the topic does not exist until the connector's first event
-            records = []
-        values = [json.loads(r.value) if r.value is not None else None for r in records]
-        if predicate(values):
-            return records
-        if time.monotonic() > deadline:
-            ops = [v and v.get("op") for v in values]
-            raise AssertionError(f"events on {topic} never satisfied the check; ops seen: {ops}")
-        time.sleep(1.0)
-
-
-def ops_of(values: list) -> list[str | None]:
-    return [v["op"] if v else None for v in values]
+    while not condition():
+        assert time.monotonic() < deadline, f"not reached in {timeout_s:.0f}s: {what}"
+        time.sleep(0.05)
 
 
 def test_snapshot_then_insert_update_delete_arrive_as_debezium_events(stack, spark, capture, real_readings, data_dir):
@@ -88,16 +77,16 @@ def test_snapshot_then_insert_update_delete_arrive_as_debezium_events(stack, spa
 
     assert connector.register(stack.connect_url, capture["definition"]) == "created"
     connector.wait_running(stack.connect_url, capture["definition"]["name"])
-    wait_for_events(stack.kafka_bootstrap, topic, lambda v: ops_of(v).count("r") == 3)
+    bootstrap = stack.kafka_bootstrap
+    wait_for_cdc(bootstrap, topic, [d["_id"] for d in docs[:3]], ops=("r",), timeout_s=120)
 
     collection.insert_many(docs[3:5])
     collection.update_one({"_id": docs[0]["_id"]}, {"$set": {"pm25": 123.5}})
     collection.delete_one({"_id": docs[1]["_id"]})
-    records = wait_for_events(
-        stack.kafka_bootstrap,
-        topic,
-        lambda v: ops_of(v).count("c") == 2 and ops_of(v).count("u") == 1 and ops_of(v).count("d") == 1,
-    )
+    wait_for_cdc(bootstrap, topic, [d["_id"] for d in docs[3:5]], ops=("c",), timeout_s=120)
+    wait_for_cdc(bootstrap, topic, [docs[0]["_id"]], ops=("u",), timeout_s=120)
+    wait_for_cdc(bootstrap, topic, [docs[1]["_id"]], ops=("d",), timeout_s=120)
+    records = read_topic(bootstrap, topic)
     values = [json.loads(r.value) for r in records if r.value is not None]
     by_op: dict[str, list[dict]] = {}
     for value in values:
@@ -146,20 +135,18 @@ def test_connect_killed_mid_stream_loses_no_write(stack, capture, real_readings)
 
     writer = threading.Thread(target=write_slowly)
     writer.start()
-    time.sleep(1.5)
+    # mid-stream: the connector has captured some writes, and more are written while Connect is down
+    wait_until(lambda: collection.count_documents({}) >= 50, "50 documents written before the kill")
     assert stack.stop_service("connect") in ("stopped", "killed after 60s")
-    time.sleep(3)
+    more = min(collection.count_documents({}) + 50, len(docs))  # all of them, if the writer finished meanwhile
+    wait_until(lambda: collection.count_documents({}) >= more, "more writes while Connect is down")
     stack.start_service("connect")
     writer.join(timeout=120)
     connector.wait_running(stack.connect_url, capture["definition"]["name"])
 
     expected = {d["_id"] for d in docs}
-    records = wait_for_events(
-        stack.kafka_bootstrap,
-        topic,
-        lambda v: {json.loads(e["after"])["_id"] for e in v if e and e["op"] in ("c", "r")} >= expected,
-        timeout_s=180,
-    )
+    wait_for_cdc(stack.kafka_bootstrap, topic, expected, ops=("c", "r"), timeout_s=180)
+    records = read_topic(stack.kafka_bootstrap, topic)
     created = [json.loads(json.loads(r.value)["after"])["_id"] for r in records if r.value]
     duplicates = len(created) - len(set(created))
     print(f"connect restart: {len(expected)} writes, {len(created)} events, {duplicates} duplicates (at-least-once)")

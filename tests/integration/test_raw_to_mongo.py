@@ -11,11 +11,11 @@ import pytest
 from pymongo import MongoClient
 
 from jobs import raw_to_mongo
+from jobs.topics import read_topic
 from jobs.transforms import raw_readings as T
 from tests.support.flow import out_of_range, run_available_now, submit_job
 from tests.support.pipeline import (
     bronze_contents,
-    consume_all,
     isolated_config,
     parse_ts,
     produce,
@@ -120,7 +120,7 @@ def test_exact_documents_bronze_and_quarantine_then_replays_change_nothing(stack
         expected_counts[T.OUT_OF_RANGE] += len(flagged)
     assert reason_counts == expected_counts
 
-    kafka_quarantine = consume_all(config.kafka.bootstrap_servers, config.kafka.quarantine_topic)
+    kafka_quarantine = read_topic(config.kafka.bootstrap_servers, config.kafka.quarantine_topic)
     kafka_reasons: dict[str, int] = {}
     for record in kafka_quarantine:
         code = dict(record.headers)["aq.reason"].decode().split(":")[0]

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 from cassandra.cluster import Cluster
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from pymongo import MongoClient
 
+from jobs.topics import read_topic
 from stack.process import pid_alive
 
 
@@ -20,22 +21,6 @@ def _kafka_roundtrip_produce(bootstrap: str, topic: str, payload: bytes) -> None
         producer.send(topic, key=b"smoke", value=payload).get(timeout=30)
     finally:
         producer.close()
-
-
-def _kafka_read_all(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        end = consumer.end_offsets([tp])[tp]
-        values = []
-        while consumer.position(tp) < end:
-            for records in consumer.poll(timeout_ms=2000).values():
-                values += [r.value for r in records]
-        return values
-    finally:
-        consumer.close()
 
 
 def _cassandra(stack):
@@ -50,7 +35,7 @@ def _mongo(stack) -> MongoClient:
 def test_kafka_message_round_trip(stack):
     topic = f"smoke-{uuid.uuid4().hex[:8]}"
     _kafka_roundtrip_produce(stack.kafka_bootstrap, topic, b'{"hello": "kafka"}')
-    assert _kafka_read_all(stack.kafka_bootstrap, topic) == [b'{"hello": "kafka"}']
+    assert [r.value for r in read_topic(stack.kafka_bootstrap, topic)] == [b'{"hello": "kafka"}']
 
 
 def test_cassandra_keyspace_table_row(stack):
@@ -117,7 +102,7 @@ def test_down_leaves_no_process_and_up_keeps_data(stack):
     assert _stack_pids() == [], "a stack process is still running after down"
 
     stack.up()
-    assert _kafka_read_all(stack.kafka_bootstrap, topic) == [marker.encode()]
+    assert [r.value for r in read_topic(stack.kafka_bootstrap, topic)] == [marker.encode()]
     cluster, session = _cassandra(stack)
     try:
         assert session.execute("SELECT v FROM aqstream_smoke.kv WHERE k = %s", (marker,)).one().v == 7

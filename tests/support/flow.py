@@ -8,20 +8,20 @@ import math
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 from cassandra.cluster import Cluster
 
+from jobs import topics
 from jobs.config import load_config
 from jobs.runner import await_all
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from schemas.reading import POLLUTANT_FIELDS
 from stack import connector
 from tests.support.cdc_events import NOWCAST_NAMES, pandas_aggregates
-from tests.support.pipeline import REPO_ROOT, consume_all, isolated_config
+from tests.support.pipeline import REPO_ROOT, isolated_config
 
 
 def out_of_range(reading: dict) -> bool:
@@ -93,29 +93,9 @@ def submit_job(job: str, env: dict, *args: str, output: Path | None = None) -> s
             log.close()
 
 
-def wait_for_records(bootstrap: str, topic: str, missing: Callable[[list], str | None], timeout_s: float = 180) -> None:
-    """Poll ``topic`` until ``missing(records)`` says nothing is missing (None); after ``timeout_s``
-    fail with what it last said was missing."""
-    deadline = time.monotonic() + timeout_s
-    while (lack := missing(consume_all(bootstrap, topic))) is not None:
-        assert time.monotonic() < deadline, f"{topic} after {timeout_s:.0f} s: {lack}"
-        time.sleep(1)
-
-
 def wait_for_cdc(config, event_ids: Iterable[str], timeout_s: float = 180) -> None:
-    """Wait until Debezium has emitted an event for each of these documents.
-
-    By key, not by count: Debezium is at-least-once, and a snapshot that overlaps the writes emits
-    some documents twice (``r`` and ``c``), so a count can be reached while a document is still missing.
-    """
-    ids = sorted(set(event_ids))
-
-    def missing(records: list) -> str | None:
-        keys = "\n".join(r.key.decode(errors="replace") for r in records if r.key is not None)
-        absent = [event_id for event_id in ids if event_id not in keys]
-        return f"no Debezium event for {len(absent)} documents: {absent[:3]}" if absent else None
-
-    wait_for_records(config.kafka.bootstrap_servers, config.kafka.cdc_topic, missing, timeout_s)
+    """:func:`jobs.topics.wait_for_cdc` on the CDC topic of ``config`` (the e2e tier's spelling)."""
+    topics.wait_for_cdc(config.kafka.bootstrap_servers, config.kafka.cdc_topic, event_ids, timeout_s=timeout_s)
 
 
 def close(a, b) -> bool:

@@ -8,13 +8,13 @@ import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.config import PipelineConfig, load_config
+from jobs.topics import read_topic as consume_all  # noqa: F401 - tests/faults/test_faults.py imports it here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,26 +98,6 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
         producer.flush()
     finally:
         producer.close()
-
-
-def consume_all(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of every partition of ``topic`` (reads to the end offsets seen at the start); none
-    when the topic does not exist."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not partitions:  # the topic does not exist (yet): Debezium creates its topic with the first event
-            return []
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records = []
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=2000).values():
-                records += batch
-        return records
-    finally:
-        consumer.close()
 
 
 def parse_ts(text: str) -> datetime:
