@@ -26,6 +26,7 @@ from collectors import openaq, openmeteo, replay
 from collectors.httpclient import HttpClient, HttpError, HttpSettings
 from collectors.sink import KafkaSettings, KafkaSink, NdjsonSink, SendReport, SentState, Spool
 from collectors.stations import load_cities
+from jobs.config import ConfigError, PipelineConfig, load_config
 
 log = logging.getLogger("collectors")
 
@@ -83,8 +84,9 @@ def parse_utc(text: str) -> datetime:
 
 def _common(parser: argparse.ArgumentParser, scheduled: bool) -> None:
     group = parser.add_argument_group("output")
-    group.add_argument("--bootstrap", default=os.environ.get("AQSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
-    group.add_argument("--topic", default="aq.readings.raw")
+    # default: the pipeline config's (conf/pipeline.toml, AQSTREAM__KAFKA__*), the one the jobs read
+    group.add_argument("--bootstrap", help="Kafka bootstrap servers (default: kafka.bootstrap_servers)")
+    group.add_argument("--topic", help="the raw topic (default: kafka.raw_topic)")
     group.add_argument(
         "--spool-dir", type=Path, default=REPO_ROOT / ".runs" / "spool", help="readings Kafka did not take"
     )
@@ -142,12 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace) -> CollectorSettings:
+def settings_from_args(args: argparse.Namespace, pipeline: PipelineConfig) -> CollectorSettings:
+    """The run's settings: the command line over the pipeline config's Kafka settings."""
     out = Path("-") if args.dry_run else args.out
     return CollectorSettings(
         kafka=KafkaSettings(
-            bootstrap_servers=args.bootstrap,
-            topic=args.topic,
+            bootstrap_servers=args.bootstrap or pipeline.kafka.bootstrap_servers,
+            topic=args.topic or pipeline.kafka.raw_topic,
             batch_size=args.batch_size,
             delivery_timeout_ms=args.delivery_timeout_ms,
             max_block_ms=args.max_block_ms,
@@ -332,10 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     previous = install_stop_handlers(stop)
     try:
-        settings = settings_from_args(args)
+        settings = settings_from_args(args, load_config())
         command = {"openmeteo": _openmeteo, "openaq": _openaq, "replay": _replay}[args.command]
         return command(args, settings, stop)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         log.error("%s", exc)
         return 2
     except ValidationError as exc:  # a bad setting: name it and stop before anything is sent

@@ -33,8 +33,8 @@ log = logging.getLogger("collectors.sink")
 class KafkaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "aq.readings.raw"
+    bootstrap_servers: str  # both from the pipeline config (conf/pipeline.toml) unless the command line says
+    topic: str
     compression_type: str = "gzip"
     linger_ms: int = Field(default=20, ge=0)
     request_timeout_ms: int = Field(default=10_000, gt=0)

@@ -222,7 +222,7 @@ def test_project_containers_config_is_valid_pipeline_config(config):
     """The AQSTREAM__ overrides of each container name real fields and point at compose services."""
     from jobs.config import load_config
 
-    for name in ("setup", "raw-to-mongo", "cdc-to-cassandra"):
+    for name in ("setup", "raw-to-mongo", "cdc-to-cassandra", "collector"):
         environment = config["services"][name]["environment"]
         pipeline = load_config(environ=environment)
         assert pipeline.kafka.bootstrap_servers == "kafka:9092"

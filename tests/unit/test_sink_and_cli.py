@@ -10,6 +10,7 @@ import pytest
 
 from collectors import cli
 from collectors.sink import KafkaSettings, KafkaSink, SentState, Spool
+from jobs.config import load_config
 from schemas.reading import build_reading
 
 pytestmark = pytest.mark.unit
@@ -37,6 +38,7 @@ def _closed_port() -> int:
 def test_unreachable_kafka_spools_everything_in_order(tmp_path):
     settings = KafkaSettings(
         bootstrap_servers=f"127.0.0.1:{_closed_port()}",
+        topic="aq.readings.raw",
         max_block_ms=1000,
         request_timeout_ms=1000,
         delivery_timeout_ms=2000,
@@ -99,3 +101,26 @@ def test_openmeteo_from_file_to_ndjson(data_dir, tmp_path):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 11 and all(isinstance(r["sent_at"], int) for r in lines)
     assert lines[-1]["event_id"] == "openmeteo:openmeteo-brno:20261001T080000Z"
+
+
+def test_the_pipeline_config_sets_the_collectors_kafka_and_a_flag_overrides_it(data_dir, tmp_path, monkeypatch, caplog):
+    """AQSTREAM__KAFKA__* (the jobs' settings) reach the collector's producer; --bootstrap still wins."""
+    recorded = data_dir / "openmeteo" / "reflbo_air_brno_unixtime_2026-10-01.json"
+    readings = tmp_path / "readings.ndjson"
+    argv = ["openmeteo", "--from-file", str(recorded), "--as-of", "2026-10-01T08:30:00Z", "--out", str(readings)]
+    assert cli.main(argv) == 0
+    from_config, from_flag = _closed_port(), _closed_port()
+    monkeypatch.setenv("AQSTREAM__KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{from_config}")
+    monkeypatch.setenv("AQSTREAM__KAFKA__RAW_TOPIC", "site.readings.raw")
+    replay = ["replay", "--dataset", "ndjson", "--files", str(readings), "--spool-dir", str(tmp_path / "spool")]
+    replay += ["--max-block-ms", "1000"]
+
+    assert cli.main(replay) == 0
+    assert f"Kafka at 127.0.0.1:{from_config} unreachable" in caplog.text
+    assert len([r for path in Spool(tmp_path / "spool").files() for r in Spool.read(path)]) == 11
+    settings = cli.settings_from_args(cli.build_parser().parse_args(replay), load_config())
+    assert (settings.kafka.bootstrap_servers, settings.kafka.topic) == (f"127.0.0.1:{from_config}", "site.readings.raw")
+
+    caplog.clear()
+    assert cli.main([*replay, "--bootstrap", f"127.0.0.1:{from_flag}"]) == 0
+    assert f"Kafka at 127.0.0.1:{from_flag} unreachable" in caplog.text
