@@ -31,6 +31,7 @@ from jobs.report import topic_size
 from jobs.transforms import raw_readings as T
 from jobs.transforms.raw_readings import BRONZE_COORDINATES, bronze_readings
 from stack import connector
+from tests.support.cdc_events import reading_aqi_mismatches
 from tests.support.flow import aggregate_mismatches, cassandra_aggregates, isolated_flow, out_of_range, submit_job
 from tests.support.pipeline import REPO_ROOT, produce
 
@@ -369,9 +370,8 @@ class FlowRun:
         stores = {"mongo": mongo_ids, "bronze": bronze_ids}
         if with_cdc:
             table = f"{self.config.cassandra.keyspace}.{self.config.cassandra.readings_table}"
-            stores["cassandra"] = [
-                r.event_id for r in self.session.execute(f"SELECT event_id FROM {table}", timeout=60)
-            ]
+            cassandra_rows = [r._asdict() for r in self.session.execute(f"SELECT * FROM {table}", timeout=60)]
+            stores["cassandra"] = [r["event_id"] for r in cassandra_rows]
         quarantine = self.read_delta(self.config.paths.quarantine)
         quarantined = [
             (r.reason_code, bytes(r.value or b"")) for r in quarantine.select("reason_code", "value").collect()
@@ -399,6 +399,10 @@ class FlowRun:
             result["aggregates"] = aggregate_mismatches(
                 [valid[i] for i in expected], cassandra_aggregates(self.session, self.config)
             )
+            # each stored reading's AQI columns: the pure functions over the reading sent
+            result["reading_aqi"] = reading_aqi_mismatches(
+                {r["event_id"]: r for r in cassandra_rows}, [valid[i] for i in expected]
+            )
         row = self.row
         row.readings_in = sum(self.sends.values()) + len(self.poison_sent)
         row.mongo, row.bronze = result["mongo"]["landed"], result["bronze"]["landed"]
@@ -421,6 +425,7 @@ class FlowRun:
         assert result["poison_misfiled"] == [], self.row.scenario
         if with_cdc:
             assert result["aggregates"] == [], f"{self.row.scenario}: aggregates: {result['aggregates'][:10]}"
+            assert result["reading_aqi"] == [], f"{self.row.scenario}: readings' AQI: {result['reading_aqi'][:10]}"
 
     def late_logged(self) -> int:
         """Late changes the CDC job counted (summed over its batch log lines)."""

@@ -31,6 +31,7 @@ from tests.support.cdc_events import (
     beijing_readings,
     mongo_document,
     pandas_aggregates,
+    reading_aqi_mismatches,
     recorded_events,
 )
 from tests.support.flow import run_available_now, wait_for_cdc, wait_for_records
@@ -84,6 +85,7 @@ def assert_readings_landed(stored: dict[str, dict], readings: list[dict]) -> Non
             assert row[field] == reading[field], (reading["event_id"], field)
         assert row["ts"] == parse_ts(reading["ts"])
         assert str(row["day"]) == reading["ts"][:10] and row["station_id"] == reading["station_id"]
+    assert reading_aqi_mismatches(stored, readings) == []  # each reading's AQI, from its pollutants
 
 
 def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, spark, cdc_env, data_dir, tmp_path):
