@@ -432,6 +432,23 @@ class FlowRun:
         text = self.log_of("cdc_to_cassandra").read_text(errors="replace")
         return sum(int(n) for n in re.findall(r"batch \d+: (\d+) changes later than the watermark", text))
 
+    def assert_late_counted_and_applied(self) -> int:
+        """The late Beijing day (sent after everything newer had landed, far behind the CDC job's watermark)
+        was counted and logged as late by cdc_to_cassandra, and still applied: each of its valid readings
+        is in Cassandra's readings (their values, AQI and windows are checked by :meth:`compare`).
+        Returns the late changes logged."""
+        valid = self.expected_valid()
+        late = [r["event_id"] for r in Inputs.load(self.inputs.late) if r["event_id"] in valid]
+        assert late, "the input has no valid late reading"
+        logged = self.late_logged()
+        scenario = self.row.scenario
+        assert logged >= len(late), f"{scenario}: cdc_to_cassandra logged {logged} late changes, {len(late)} sent"
+        table = f"{self.config.cassandra.keyspace}.{self.config.cassandra.readings_table}"
+        stored = {r.event_id for r in self.session.execute(f"SELECT event_id FROM {table}", timeout=60)}
+        missing = sorted(set(late) - stored)
+        assert not missing, f"{scenario}: late readings counted but not applied: {missing[:5]}"
+        return logged
+
     def close(self) -> None:
         for job, proc in self.procs.items():
             if proc.poll() is None:
