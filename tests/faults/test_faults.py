@@ -145,8 +145,15 @@ def send_next_chunk_now(run: FlowRun) -> None:
 def kill_collector(run: FlowRun) -> None:
     """SIGKILL the replay collector while it sends a chunk, then run it again with the same spool."""
     chunk = run.inputs.chunks[1]
+    topic = run.config.kafka.raw_topic
+    before = sum(run.end_offsets(topic).values())
     proc = run.collector(chunk, background="yes", speed="20000")
-    time.sleep(2.0)
+    # mid-send: the first of its records is in Kafka (paced, one record a send), the collector still running
+    deadline = time.monotonic() + 120
+    while sum(run.end_offsets(topic).values()) <= before:
+        assert proc.poll() is None, f"the collector ended (exit {proc.returncode}) before sending a record"
+        assert time.monotonic() < deadline, "the collector sent nothing in 120 s"
+        time.sleep(0.1)
     assert proc.poll() is None, "the collector finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
