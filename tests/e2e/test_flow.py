@@ -12,9 +12,11 @@ from pymongo import MongoClient
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.report import store_counts
 from jobs.transforms import raw_readings as T
+from tests.support.cdc_events import reading_aqi_mismatches
 from tests.support.flow import (
     aggregate_mismatches,
     cassandra_aggregates,
+    cassandra_reading_rows,
     close,
     isolated_flow,
     out_of_range,
@@ -67,15 +69,11 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     wait_for_cdc(config, valid)
     run_available_now(cdc_to_cassandra, spark, config)
 
-    readings = config.cassandra.readings_table
-    rows = list(
-        session.execute(
-            f"SELECT event_id, station_id, ts, pm25, pm10, aqi_us FROM {config.cassandra.keyspace}.{readings}"
-        )
-    )
-    assert sorted(r.event_id for r in rows) == sorted(valid)
-    for row in rows:
-        assert close(row.pm25, valid[row.event_id]["pm25"]) and close(row.pm10, valid[row.event_id]["pm10"])
+    rows = cassandra_reading_rows(session, config)
+    assert sorted(rows) == sorted(valid)
+    for event_id, row in rows.items():
+        assert close(row["pm25"], valid[event_id]["pm25"]) and close(row["pm10"], valid[event_id]["pm10"])
+    assert reading_aqi_mismatches(rows, list(valid.values())) == []  # each reading's AQI, from its pollutants
     assert bronze_contents(spark, str(config.paths.bronze))[0] == sorted(valid)
 
     quarantine = spark.read.format("delta").load(str(config.paths.quarantine))

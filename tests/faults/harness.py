@@ -32,7 +32,15 @@ from jobs.sinks import read_delta
 from jobs.transforms import raw_readings as T
 from jobs.transforms.raw_readings import BRONZE_COORDINATES, bronze_readings
 from stack import connector
-from tests.support.flow import aggregate_mismatches, cassandra_aggregates, isolated_flow, out_of_range, submit_job
+from tests.support.cdc_events import reading_aqi_mismatches
+from tests.support.flow import (
+    aggregate_mismatches,
+    cassandra_aggregates,
+    cassandra_reading_rows,
+    isolated_flow,
+    out_of_range,
+    submit_job,
+)
 from tests.support.pipeline import REPO_ROOT, produce
 
 JOBS = ("raw_to_mongo", "cdc_to_cassandra")
@@ -361,10 +369,8 @@ class FlowRun:
         bronze_ids = [r.event_id for r in bronze_readings(bronze).select("event_id").collect()]
         stores = {"mongo": mongo_ids, "bronze": bronze_ids}
         if with_cdc:
-            table = f"{self.config.cassandra.keyspace}.{self.config.cassandra.readings_table}"
-            stores["cassandra"] = [
-                r.event_id for r in self.session.execute(f"SELECT event_id FROM {table}", timeout=60)
-            ]
+            cassandra_rows = list(cassandra_reading_rows(self.session, self.config).values())
+            stores["cassandra"] = [r["event_id"] for r in cassandra_rows]
         quarantine = read_delta(self.spark, str(self.config.paths.quarantine))
         quarantined = [
             (r.reason_code, bytes(r.value or b"")) for r in quarantine.select("reason_code", "value").collect()
@@ -392,6 +398,10 @@ class FlowRun:
             result["aggregates"] = aggregate_mismatches(
                 [valid[i] for i in expected], cassandra_aggregates(self.session, self.config)
             )
+            # each stored reading's AQI columns: the pure functions over the reading sent
+            result["reading_aqi"] = reading_aqi_mismatches(
+                {r["event_id"]: r for r in cassandra_rows}, [valid[i] for i in expected]
+            )
         row = self.row
         row.readings_in = sum(self.sends.values()) + len(self.poison_sent)
         row.mongo, row.bronze = result["mongo"]["landed"], result["bronze"]["landed"]
@@ -411,11 +421,28 @@ class FlowRun:
         assert result["poison_misfiled"] == [], self.row.scenario
         if with_cdc:
             assert result["aggregates"] == [], f"{self.row.scenario}: aggregates: {result['aggregates'][:10]}"
+            assert result["reading_aqi"] == [], f"{self.row.scenario}: readings' AQI: {result['reading_aqi'][:10]}"
 
     def late_logged(self) -> int:
         """Late changes the CDC job counted (summed over its batch log lines)."""
         text = self.log_of("cdc_to_cassandra").read_text(errors="replace")
         return sum(int(n) for n in re.findall(r"batch \d+: (\d+) changes later than the watermark", text))
+
+    def assert_late_counted_and_applied(self) -> int:
+        """The late Beijing day (sent after everything newer had landed, far behind the CDC job's watermark)
+        was counted and logged as late by cdc_to_cassandra, and still applied: each of its valid readings
+        is in Cassandra's readings (their values, AQI and windows are checked by :meth:`compare`).
+        Returns the late changes logged."""
+        valid = self.expected_valid()
+        late = [r["event_id"] for r in Inputs.load(self.inputs.late) if r["event_id"] in valid]
+        assert late, "the input has no valid late reading"
+        logged = self.late_logged()
+        scenario = self.row.scenario
+        assert logged >= len(late), f"{scenario}: cdc_to_cassandra logged {logged} late changes, {len(late)} sent"
+        stored = cassandra_reading_rows(self.session, self.config).keys()
+        missing = sorted(set(late) - stored)
+        assert not missing, f"{scenario}: late readings counted but not applied: {missing[:5]}"
+        return logged
 
     def close(self) -> None:
         for job, proc in self.procs.items():

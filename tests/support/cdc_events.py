@@ -190,8 +190,66 @@ def pandas_aggregates(readings: list[dict[str, Any]]):
         part = pd.DataFrame(stats).reset_index()
         part.insert(1, "window_size", size)
         part.insert(3, "window_end", part["window_start"] + pd.Timedelta(1, freq))
+        part = _with_pure_aqi(part)
         parts.append(_with_pure_nowcast(part) if size == "1h" else part)  # 1 d rows: NowCast columns NaN
     return pd.concat(parts, ignore_index=True).sort_values(["station_id", "window_size", "window_start"])
+
+
+def _with_pure_aqi(windows):
+    """The windows plus the six AQI columns of their pandas means (not their maxima), through the pure
+    functions of the AQI module (the reference the Spark columns are parity-tested against)."""
+    import pandas as pd
+
+    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, aqi_values
+
+    values = [
+        aqi_values({p: None if pd.isna(row[f"{p}_mean"]) else float(row[f"{p}_mean"]) for p in POLLUTANT_COLUMNS})
+        for row in windows.to_dict("records")
+    ]
+    columns = {
+        c: pd.Series([v[i] for v in values], index=windows.index, dtype=object)
+        for i, c in enumerate(AQI_OUTPUT_COLUMNS)
+    }
+    return windows.assign(**columns)
+
+
+def aqi_value(value: Any) -> Any:
+    """An AQI cell as a comparable value: None for null (None, NaN, NA), a float for a number, else the string."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value if isinstance(value, str) else float(value)
+
+
+def aqi_mismatches(label: str, actual: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """The AQI columns where a stored row (``actual``) differs from the oracle's row (``expected``)."""
+    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS
+
+    return [
+        f"{c} of {label}: {actual.get(c)!r}, expected {expected[c]!r}"
+        for c in AQI_OUTPUT_COLUMNS
+        if aqi_value(actual.get(c)) != aqi_value(expected[c])
+    ]
+
+
+def reading_aqi(reading: dict[str, Any]) -> dict[str, Any]:
+    """The six AQI columns a reading's row must hold: the pure functions over its pollutants (µg/m³)."""
+    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, aqi_values
+
+    values = aqi_values({p: reading.get(p) for p in POLLUTANT_COLUMNS})
+    return dict(zip(AQI_OUTPUT_COLUMNS, values, strict=True))
+
+
+def reading_aqi_mismatches(stored: dict[str, dict[str, Any]], readings: list[dict[str, Any]]) -> list[str]:
+    """Where the AQI columns of the stored reading rows (by event_id) differ from the pure functions over
+    the readings sent (empty: they are equal). A reading without a stored row is left to the id checks."""
+    problems = []
+    for reading in readings:
+        row = stored.get(reading["event_id"])
+        if row is not None:
+            problems += aqi_mismatches(reading["event_id"], row, reading_aqi(reading))
+    return problems
 
 
 NOWCAST_NAMES = ("pm25_nowcast", "pm10_nowcast", "aqi_us_nowcast")
@@ -237,3 +295,9 @@ def assert_aggregates_equal(actual, expected) -> None:
     for name in NOWCAST_NAMES:
         a, e = (pd.to_numeric(frame[name], errors="coerce").astype(float).to_numpy() for frame in (actual, expected))
         assert np.allclose(a, e, rtol=1e-9, atol=0, equal_nan=True), name
+    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS
+
+    for column in AQI_OUTPUT_COLUMNS:  # the AQI of the window means: exact (integers and names)
+        a, e = ([aqi_value(v) for v in frame[column]] for frame in (actual, expected))
+        diff = [(k, x, y) for k, x, y in zip(actual[keys].itertuples(index=False), a, e, strict=True) if x != y]
+        assert not diff, f"{column} (window, stored, oracle): {diff[:5]}"

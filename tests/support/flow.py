@@ -18,9 +18,10 @@ from jobs import topics
 from jobs.config import load_config
 from jobs.runner import await_all
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
+from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS
 from schemas.reading import POLLUTANT_FIELDS
 from stack import connector
-from tests.support.cdc_events import NOWCAST_NAMES, pandas_aggregates
+from tests.support.cdc_events import NOWCAST_NAMES, aqi_mismatches, pandas_aggregates
 from tests.support.pipeline import REPO_ROOT, isolated_config
 
 
@@ -130,7 +131,16 @@ def aggregate_mismatches(readings: list[dict], aggregates: pd.DataFrame) -> list
     for name in NOWCAST_NAMES:
         pairs = zip(merged[f"{name}_oracle"], merged[name], strict=True)
         problems += [f"{name}: {a} != {b}" for a, b in pairs if not close(_num(a), _num(b))]
+    for row in merged.to_dict("records"):  # the AQI of the window means, exactly
+        expected = {c: row[f"{c}_oracle"] for c in AQI_OUTPUT_COLUMNS}
+        problems += aqi_mismatches(str(tuple(row[k] for k in keys)), row, expected)
     return problems
+
+
+def cassandra_reading_rows(session, config) -> dict[str, dict]:
+    """The readings table's rows by event_id (every column)."""
+    table = f"{config.cassandra.keyspace}.{config.cassandra.readings_table}"
+    return {r.event_id: r._asdict() for r in session.execute(f"SELECT * FROM {table}", timeout=60)}
 
 
 def _num(value) -> float | None:

@@ -12,10 +12,29 @@ from tests.bench import harness as H
 from tests.bench.__main__ import README, RESULTS_DIR, TABLE_BEGIN, TABLE_END, table
 
 
+# a shuffled 1..n: the nearest-rank percentile q is the value ceil(n * q / 100), known by construction
+@pytest.mark.parametrize(
+    ("n", "q", "expected"),
+    [(200, 50, 100), (200, 95, 190), (200, 99, 198), (200, 100, 200), (997, 50, 499), (997, 95, 948), (997, 99, 988)],
+)
+def test_percentile_is_the_nearest_rank_of_varied_values(n, q, expected):
+    values = [float(v) for v in range(1, n + 1)]
+    random.Random(n).shuffle(values)
+    assert H.percentile(values, q) == expected
+
+
 @pytest.mark.parametrize("q", [50, 95, 99, 100])
 def test_percentile_is_numpys_nearest_rank(q):
-    values = [random.Random(q).uniform(0, 10) for _ in range(997)]
+    rng = random.Random(q)  # one generator: 997 different values
+    values = [rng.uniform(0, 10) for _ in range(997)]
+    assert len(set(values)) == len(values)
     assert H.percentile(values, q) == np.percentile(values, q, method="inverted_cdf")
+
+
+def test_distribution_of_a_shuffled_range():
+    values = [v / 10 for v in range(1, 1001)]  # 0.1 .. 100.0 s
+    random.Random(7).shuffle(values)
+    assert H.distribution(values) == {"samples": 1000, "p50_s": 50.0, "p95_s": 95.0, "p99_s": 99.0, "max_s": 100.0}
 
 
 def test_summary_is_median_min_max_of_the_rates():
