@@ -30,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a file: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.config import ConfigError, load_config
@@ -63,7 +63,7 @@ def replay_messages(
         chosen = chosen.where(F.col("quarantined_at") < F.lit(until))
     chosen = chosen.dropDuplicates(["topic", "partition", "offset"])
 
-    def header(name: str, value) -> object:
+    def header(name: str, value: Column) -> Column:
         return F.struct(F.lit(name).alias("key"), F.encode(value.cast("string"), "UTF-8").alias("value"))
 
     return chosen.select(
