@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from schemas.reading import SCHEMA_VERSION
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "conf" / "pipeline.toml"
 ENV_PREFIX = "AQSTREAM__"
@@ -25,6 +27,37 @@ _INTERVAL = re.compile(r"^\s*\d+(\.\d+)?\s+(millisecond|second|minute|hour|day)s
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names each bad field."""
+
+
+def accepted_schema_versions(value: object, current: int = SCHEMA_VERSION) -> tuple[int, ...]:
+    """The raw contract's ``schema_version`` values a job accepts: the current one (the version this
+    code writes, :data:`schemas.reading.SCHEMA_VERSION`) and, during a rollout, the previous one
+    (``current - 1``, when that is a version at all, i.e. >= 1). Anything else is refused here, so a
+    stale or mistyped list fails at start instead of quarantining every record.
+
+    Takes a list or a comma-separated string (``AQSTREAM__STREAMING__ACCEPTED_SCHEMA_VERSIONS=2,1``).
+    """
+    if isinstance(value, str):
+        items: list[object] = [part.strip() for part in value.strip().strip("[]").split(",") if part.strip()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ValueError(f"expected a list of versions, got {value!r}")
+    versions: list[int] = []
+    for item in items:
+        if isinstance(item, bool) or not (isinstance(item, int) or (isinstance(item, str) and item.isdigit())):
+            raise ValueError(f"{item!r} is not a schema version (a positive integer)")
+        versions.append(int(item))
+    allowed = [v for v in (current, current - 1) if v >= 1]
+    if current not in versions:
+        raise ValueError(f"must include the current schema version {current}, got {versions}")
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"lists a version twice: {versions}")
+    others = [v for v in versions if v not in allowed]
+    if others:
+        previous = f"the previous one {current - 1}" if current > 1 else "no previous one"
+        raise ValueError(f"{others} not accepted: the current version is {current}, {previous}")
+    return tuple(versions)
 
 
 def _interval(value: str) -> str:
@@ -92,10 +125,15 @@ class StreamingConfig(_Section):
     future_tolerance: str = "10 minutes"
     max_record_bytes: int = Field(default=262144, gt=0)
     aggregate_watermark: str = "2 hours"
+    # the raw contract's schema_version values accepted; others are quarantined (unknown_schema_version)
+    accepted_schema_versions: tuple[int, ...] = (SCHEMA_VERSION,)
 
     _check_intervals = field_validator(
         "trigger_interval", "bronze_trigger_interval", "future_tolerance", "aggregate_watermark"
     )(classmethod(lambda cls, v: _interval(v)))
+    _check_versions = field_validator("accepted_schema_versions", mode="before")(
+        classmethod(lambda cls, v: accepted_schema_versions(v))
+    )
 
 
 class CdcConfig(_Section):

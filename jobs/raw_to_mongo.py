@@ -37,7 +37,7 @@ from jobs.config import PipelineConfig
 from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, run_job, start_foreach_batch
 from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
-from schemas.reading import READING_FIELDS, SCHEMA_VERSION, reading_spark_schema
+from schemas.reading import READING_FIELDS, reading_spark_schema
 
 QUERY_NAME = "raw_to_mongo"
 BRONZE_QUERY_NAME = "raw_to_mongo_bronze"
@@ -68,7 +68,7 @@ def check_records(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:
         parsed,
         READING_SCHEMA,
         required_fields=REQUIRED_FIELDS,
-        supported_schema_versions=[SCHEMA_VERSION],
+        supported_schema_versions=config.streaming.accepted_schema_versions,
         value_ranges=VALUE_RANGES,
         max_record_bytes=config.streaming.max_record_bytes,
         now=F.current_timestamp(),
