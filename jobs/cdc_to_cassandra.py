@@ -100,7 +100,7 @@ from jobs.transforms.cdc_changes import (
 )
 from jobs.transforms.cdc_routing import delete_keys, is_late, last_changes, to_patch_rows, to_reading_rows
 from schemas.cassandra import aggregates_row_spark_schema
-from schemas.reading import POLLUTANT_FIELDS, SCHEMA_VERSION
+from schemas.reading import POLLUTANT_FIELDS
 
 QUERY_NAME = "cdc_to_cassandra"
 AGGREGATES_QUERY_NAME = "cdc_to_cassandra_aggregates"
@@ -130,7 +130,7 @@ def read_cdc_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
 
 def decode(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:
     """Kafka rows → classified changes (pure; stateless, so it runs in the streaming plan)."""
-    return decode_changes(kafka_rows, [SCHEMA_VERSION], config.cdc.schemas_enabled_flag())
+    return decode_changes(kafka_rows, config.streaming.accepted_schema_versions, config.cdc.schemas_enabled_flag())
 
 
 # --- the aggregates' I/O: keyed reads and writes through the Spark Cassandra Connector ----------------

@@ -11,6 +11,7 @@ from pymongo import MongoClient
 
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.report import store_counts
+from jobs.topics import wait_for_cdc
 from jobs.transforms import raw_readings as T
 from tests.support.cdc_events import reading_aqi_mismatches
 from tests.support.flow import (
@@ -21,7 +22,6 @@ from tests.support.flow import (
     isolated_flow,
     out_of_range,
     run_available_now,
-    wait_for_cdc,
 )
 from tests.support.pipeline import REPO_ROOT, bronze_contents, produce, replay_to_kafka
 
@@ -66,7 +66,7 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     client.close()
     assert mongo_ids == sorted(valid)
 
-    wait_for_cdc(config, valid)
+    wait_for_cdc(config.kafka.bootstrap_servers, config.kafka.cdc_topic, valid, timeout_s=180)
     run_available_now(cdc_to_cassandra, spark, config)
 
     rows = cassandra_reading_rows(session, config)

@@ -27,8 +27,8 @@ from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
 from jobs import cdc_to_cassandra, raw_to_mongo
-from jobs.report import topic_size
 from jobs.sinks import read_delta
+from jobs.topics import topic_size
 from jobs.transforms import raw_readings as T
 from jobs.transforms.raw_readings import BRONZE_COORDINATES, bronze_readings
 from stack import connector

@@ -25,10 +25,10 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from jobs import raw_to_mongo
 from jobs.config import load_config
+from jobs.topics import read_topic
 from tests.faults.conftest import FORM
 from tests.faults.harness import JOBS, FlowRun, Inputs, build_inputs
 from tests.support.flow import run_available_now, submit_job
-from tests.support.pipeline import consume_all
 
 LONG = FORM == "long"
 # a fault comes after a chunk; the long form's 10 chunks give each job 5 kills in one run
@@ -253,7 +253,7 @@ def retention_data_loss(run: FlowRun, spark) -> None:
     before = run.end_offsets(cfg.kafka.raw_topic)
     run.send(chunks[1])  # what the job never reads: retention deletes it while the job is down
     doomed = [
-        r for r in consume_all(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic) if r.offset >= before[r.partition]
+        r for r in read_topic(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic) if r.offset >= before[r.partition]
     ]
     # time retention deletes the active segment too (the broker rolls a fresh one): wait until it has
     # emptied the topic, restore it, and only then send chunk 2, which an earlier send could lose as well

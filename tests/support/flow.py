@@ -8,13 +8,12 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 from cassandra.cluster import Cluster
 
-from jobs import topics
 from jobs.config import load_config
 from jobs.runner import await_all
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
@@ -92,11 +91,6 @@ def submit_job(job: str, env: dict, *args: str, output: Path | None = None) -> s
     finally:
         if output:
             log.close()
-
-
-def wait_for_cdc(config, event_ids: Iterable[str], timeout_s: float = 180) -> None:
-    """:func:`jobs.topics.wait_for_cdc` on the CDC topic of ``config`` (the e2e tier's spelling)."""
-    topics.wait_for_cdc(config.kafka.bootstrap_servers, config.kafka.cdc_topic, event_ids, timeout_s=timeout_s)
 
 
 def close(a, b) -> bool:

@@ -14,7 +14,6 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.config import PipelineConfig, load_config
-from jobs.topics import read_topic as consume_all  # noqa: F401 - tests/faults/test_faults.py imports it here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
