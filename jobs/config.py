@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.reading import SCHEMA_VERSION
 
@@ -154,6 +154,35 @@ class CdcConfig(_Section):
         return None if self.schemas_enabled == "auto" else self.schemas_enabled == "true"
 
 
+JOBS = ("raw_to_mongo", "cdc_to_cassandra")
+
+
+class MonitoringConfig(_Section):
+    """Where each job serves its metrics (``jobs/metrics.py``) and its Spark UI (docs/monitoring.md)."""
+
+    # the address the jobs' metrics servers listen on (loopback: a local Prometheus scrapes them)
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
+    # each job's Prometheus endpoint (/metrics); 0 disables it
+    metrics_port_raw_to_mongo: int = Field(default=9401, ge=0, le=65535)
+    metrics_port_cdc_to_cassandra: int = Field(default=9402, ge=0, le=65535)
+    # each job's Spark UI (and its /metrics/prometheus), fixed so a scrape config can name it
+    ui_port_raw_to_mongo: int = Field(default=4040, ge=1, le=65535)
+    ui_port_cdc_to_cassandra: int = Field(default=4041, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> MonitoringConfig:
+        ports = [p for p in (*map(self.metrics_port, JOBS), *map(self.ui_port, JOBS)) if p]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"the jobs' metrics and UI ports must differ, got {ports}")
+        return self
+
+    def metrics_port(self, job: str) -> int:
+        return getattr(self, f"metrics_port_{job}")
+
+    def ui_port(self, job: str) -> int:
+        return getattr(self, f"ui_port_{job}")
+
+
 class PipelineConfig(_Section):
     kafka: KafkaConfig
     mongo: MongoConfig
@@ -161,6 +190,7 @@ class PipelineConfig(_Section):
     paths: PathsConfig
     streaming: StreamingConfig = StreamingConfig()
     cdc: CdcConfig = CdcConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:

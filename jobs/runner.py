@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from jobs import metrics, progress
 from jobs.config import ConfigError, PipelineConfig, load_config
 from jobs.session import build_spark
 
@@ -52,17 +53,25 @@ BATCH_LOG = logging.getLogger("aqstream.batches")
 LATENCY_POOL, BACKGROUND_POOL = "latency", "background"
 
 
-def log_batch(query: str, batch_id: int, rows: int | None, times: StepTimes, **counts: int) -> None:
-    """One JSON line per micro-batch on ``aqstream.batches``: what the bench and monitoring read."""
-    record = {
-        "query": query,
-        "batch_id": batch_id,
-        "rows": rows,
-        "seconds": round(times.seconds, 4),
-        "steps": {name: round(seconds, 4) for name, seconds in times.steps.items()},
-        **counts,
-    }
+def log_batch(query: str, batch_id: int, rows: int | None, times: StepTimes, **counts: int | dict[str, int]) -> None:
+    """One JSON line per micro-batch on ``aqstream.batches``: what the bench and monitoring read.
+
+    The same figures go to :data:`jobs.progress.REGISTRY` (latest batch and totals per query), which
+    the progress listener joins to Spark's progress and :mod:`jobs.metrics` exports."""
+    seconds = round(times.seconds, 4)
+    steps = {name: round(step_seconds, 4) for name, step_seconds in times.steps.items()}
+    record = {"query": query, "batch_id": batch_id, "rows": rows, "seconds": seconds, "steps": steps, **counts}
     BATCH_LOG.info(json.dumps(record, sort_keys=True))
+    progress.REGISTRY.record_batch(query, batch_id, rows, seconds, steps, counts)
+
+
+_INTERVAL_UNITS = {"millisecond": 0.001, "second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def interval_seconds(interval: str) -> float:
+    """``'5 seconds'`` → 5.0 (the config's interval strings, already validated)."""
+    number, unit = interval.split()
+    return float(number) * _INTERVAL_UNITS[unit.rstrip("s")]
 
 
 def start_foreach_batch(
@@ -90,8 +99,11 @@ def start_foreach_batch(
     )
     if available_now:
         writer = writer.trigger(availableNow=True)
+        progress.REGISTRY.set_trigger(name, None)
     else:
-        writer = writer.trigger(processingTime=trigger_interval or config.streaming.trigger_interval)
+        interval = trigger_interval or config.streaming.trigger_interval
+        writer = writer.trigger(processingTime=interval)
+        progress.REGISTRY.set_trigger(name, interval_seconds(interval))
     return writer.start()
 
 
@@ -132,11 +144,21 @@ def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] |
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    spark = build_spark(config, f"aqstream-{name}")
+    spark = build_spark(config, f"aqstream-{name}", ui_port=config.monitoring.ui_port(name))
     log = logging.getLogger(f"aqstream.{name}")
-    log.info("Spark UI at %s", spark.sparkContext.uiWebUrl)
-    queries = start(spark, config, args.available_now)
-    for query in queries:
-        log.info("query %s running (id %s)", query.name, query.id)
-    await_all(queries)  # raises if a batch failed: the job exits non-zero, loudly
+    ui = spark.sparkContext.uiWebUrl
+    log.info("Spark UI at %s (Spark's metrics: %s/metrics/prometheus)", ui, ui)
+    progress.register(spark)  # one JSON line per progress/idle event on aqstream.progress
+    monitoring = config.monitoring
+    server = metrics.serve(monitoring.metrics_host, monitoring.metrics_port(name))
+    if server is not None:
+        log.info("metrics at %s", server.url)
+    try:
+        queries = start(spark, config, args.available_now)
+        for query in queries:
+            log.info("query %s running (id %s)", query.name, query.id)
+        await_all(queries)  # raises if a batch failed: the job exits non-zero, loudly
+    finally:
+        if server is not None:
+            server.close()
     return 0

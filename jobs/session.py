@@ -47,11 +47,19 @@ def spark_settings(config: PipelineConfig) -> dict[str, str]:
     return settings
 
 
-def build_spark(config: PipelineConfig, app_name: str, master: str | None = None) -> SparkSession:
-    """Get or create the session. Under spark-submit the launcher's own settings win."""
+def build_spark(
+    config: PipelineConfig, app_name: str, master: str | None = None, ui_port: int | None = None
+) -> SparkSession:
+    """Get or create the session. Under spark-submit the launcher's own settings win.
+
+    ``ui_port``: the job's fixed Spark UI port (``monitoring.ui_port_<job>``). A taken port moves the UI
+    to the next free one (Spark's port retries): the job logs the address it got."""
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    for key, value in spark_settings(config).items():
+    settings = spark_settings(config)
+    if ui_port is not None:
+        settings["spark.ui.port"] = str(ui_port)
+    for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
