@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pyspark.sql import functions as F
 
 from jobs.progress import REGISTRY, ProgressListener, Registry, kafka_offsets, progress_record, records_behind
 from jobs.runner import StepTimes, log_batch
