@@ -298,9 +298,10 @@ class CdcBatchWriter:
             with times.step("deletes"):
                 keys = delete_keys(last.where(F.col("change_kind") == DELETE))
                 with_retries("cassandra readings delete", lambda: delete_from_cassandra(keys, cas, cas.readings_table))
+        reasons: dict[str, int] = {}
         if tally[QUARANTINE]:
             with times.step("quarantine"):
-                self._quarantine(changes, batch_id)
+                reasons = self._quarantine(changes, batch_id)
         late_summary = _late_summary(tally["late"], tally["oldest_late"], watermark, batch_id)
         windows = written = emptied = 0
         if self.aggregates_inline and any(tally[k] for k in ROUTED_KINDS):
@@ -319,12 +320,15 @@ class CdcBatchWriter:
             times,
         )
         counts = {k: tally[k] for k in (*ROUTED_KINDS, QUARANTINE)}
-        log_batch(QUERY_NAME, batch_id, tally["rows"], times, late=tally["late"], **counts)
+        log_batch(QUERY_NAME, batch_id, tally["rows"], times, late=tally["late"], quarantine_reasons=reasons, **counts)
 
-    def _quarantine(self, changes: DataFrame, batch_id: int) -> None:
+    def _quarantine(self, changes: DataFrame, batch_id: int) -> dict[str, int]:
+        """Append the batch's quarantined changes; return their count per reason code."""
         quarantined = quarantine_records(changes, F.current_timestamp())
+        reasons = {}
         for row in quarantined.groupBy("reason_code").count().collect():
             log.warning("batch %d: %d changes quarantined: %s", batch_id, row["count"], row.reason_code)
+            reasons[row.reason_code] = row["count"]
         if self._query_id is None:
             self._query_id = query_id(changes.sparkSession, self.checkpoint)
         txn = DeltaTxn(self._query_id, batch_id)
@@ -332,6 +336,7 @@ class CdcBatchWriter:
             "delta cdc quarantine append",
             lambda: append_to_delta(quarantined, str(self.config.paths.cdc_quarantine), txn),
         )
+        return reasons
 
 
 def _late_summary(n: int, oldest: datetime | None, watermark: datetime | None, batch_id: int) -> str:
