@@ -82,8 +82,17 @@ compose-tool: ## build Docker Compose (from its Go module) into .tools/bin; cach
 compose-config: compose-tool ## check docker-compose.yml with Docker Compose (no Docker engine needed)
 	stack/tools/compose.sh config --quiet
 
+.PHONY: prometheus-tool
+prometheus-tool: ## unpack Debian's prometheus and promtool (2.42) into .tools/bin, not system-wide; cached
+	stack/tools/prometheus.sh install
+
+.PHONY: prometheus-rules
+prometheus-rules: prometheus-tool ## check and unit-test the alert rules (conf/prometheus) with promtool
+	stack/tools/prometheus.sh promtool check rules conf/prometheus/rules.yml
+	stack/tools/prometheus.sh promtool test rules conf/prometheus/rules_test.yml
+
 .PHONY: test-unit
-test-unit: venv compose-tool ## unit tier: transforms, parsers, schemas (no services)
+test-unit: venv compose-tool prometheus-tool ## unit tier: transforms, parsers, schemas (no services)
 	$(PYTEST) -m unit tests/unit
 
 .PHONY: test-integration
