@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         except TimeoutError as exc:
             raise SystemExit(f"demo: {exc}") from None
         print(f"  {events} change events for {len(document_ids)} documents")
-        step("cdc_to_cassandra (spark-submit; Spark UI on http://localhost:4040 while it runs)")
+        step("cdc_to_cassandra (spark-submit; Spark UI on http://localhost:4041 while it runs)")
         run([PY, "-m", "jobs.submit", "cdc_to_cassandra", "--available-now"])
         step("What landed where")
         run([PY, "-m", "jobs.report"], quiet=False, show_all=True)
