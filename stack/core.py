@@ -83,6 +83,14 @@ class Stack:
             if name == "connect" and "kafka" in pending:
                 self._wait(["kafka"], t0, started, log)
                 pending.remove("kafka")
+            taken = svc.taken_ports()
+            if taken:
+                ports = ", ".join(f"{self.cfg.host}:{p}" for p in taken.values())
+                settings = ", ".join(f"AQSTREAM_{f.upper()}" for f in taken)
+                raise StackError(
+                    f"{name} cannot start: another process already listens on {ports}; "
+                    f"stop that process or move {name} with {settings}"
+                )
             pid = svc.start()
             log(f"{name}: started pid {pid} ({svc.implementation}), log {svc.log_file}")
             pending.append(name)

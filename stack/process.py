@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +21,13 @@ def pid_alive(pid: int, marker: str) -> bool:
     if stat.split(") ", 1)[-1].startswith("Z"):  # a zombie is gone for our purposes
         return False
     return marker.encode() in cmdline
+
+
+def port_taken(host: str, port: int) -> bool:
+    """True if something already accepts connections on ``host:port``."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
 
 
 def rss_bytes(pid: int) -> int:

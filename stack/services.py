@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 from stack.config import StackConfig
-from stack.process import pid_alive, rss_bytes, start_detached, stop_pid, wait_exec
+from stack.process import pid_alive, port_taken, rss_bytes, start_detached, stop_pid, wait_exec
 
 # Kafka's own reserved ids (org.apache.kafka.common.Uuid): ZERO_UUID and METADATA_TOPIC_ID.
 _KAFKA_RESERVED_UUIDS = (bytes(16), bytes(15) + b"\x01")
@@ -69,6 +69,7 @@ class Service:
 
     name: str = ""
     port_field: str = ""
+    other_port_fields: tuple[str, ...] = ()  # the ports it binds besides the one clients use
 
     def __init__(self, cfg: StackConfig, java_home: Path | None):
         self.cfg = cfg
@@ -90,6 +91,11 @@ class Service:
     @property
     def port(self) -> int:
         return int(getattr(self.cfg, self.port_field))
+
+    def taken_ports(self) -> dict[str, int]:
+        """Its ports (by config field) that another process already listens on: checked before it starts."""
+        ports = {f: int(getattr(self.cfg, f)) for f in (self.port_field, *self.other_port_fields)}
+        return {f: p for f, p in ports.items() if port_taken(self.cfg.host, p)}
 
     @property
     def marker(self) -> str:
@@ -184,6 +190,7 @@ class Service:
 class Kafka(Service):
     name = "kafka"
     port_field = "kafka_port"
+    other_port_fields = ("kafka_controller_port",)
 
     def prepare(self) -> None:
         super().prepare()
@@ -247,6 +254,7 @@ class Kafka(Service):
 class Cassandra(Service):
     name = "cassandra"
     port_field = "cassandra_port"
+    other_port_fields = ("cassandra_storage_port", "cassandra_jmx_port")
 
     def prepare(self) -> None:
         super().prepare()

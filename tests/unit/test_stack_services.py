@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,14 @@ def _fake_java_home(root: Path) -> Path:
     return java.parent.parent
 
 
-def test_a_failed_preparation_names_the_service_and_shows_the_command_output(tmp_path):
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stack_up(tmp_path: Path, service: str, **settings: str) -> subprocess.CompletedProcess:
+    """``python -m stack up <service>`` on a throwaway state folder and jar folder, with a fake Java 17."""
     lib = tmp_path / "lib"
     for jar_set in JAR_SETS:
         (lib / jar_set).mkdir(parents=True)
@@ -51,17 +59,38 @@ def test_a_failed_preparation_names_the_service_and_shows_the_command_output(tmp
         "AQSTREAM_STATE_DIR": str(tmp_path / "state"),
         "AQSTREAM_LIB_DIR": str(lib),
         "PYTHONPATH": str(REPO_ROOT),
+        **settings,
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "stack", "up", "kafka"],
+    return subprocess.run(
+        [sys.executable, "-m", "stack", "up", service],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_a_failed_preparation_names_the_service_and_shows_the_command_output(tmp_path):
+    # free ports: a stack the developer has up must not turn this into a port clash
+    ports = {"AQSTREAM_KAFKA_PORT": str(_free_port()), "AQSTREAM_KAFKA_CONTROLLER_PORT": str(_free_port())}
+    done = _stack_up(tmp_path, "kafka", **ports)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("stack: kafka: storage format failed (exit 1)")
     assert "argument --cluster-id/-t: expected one argument" in done.stderr
     assert not (tmp_path / "state" / "kafka" / "pid").exists()
+
+
+def test_a_port_taken_by_another_process_fails_the_start_naming_the_service_port_and_setting(tmp_path):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        free = {"AQSTREAM_CASSANDRA_STORAGE_PORT": str(_free_port()), "AQSTREAM_CASSANDRA_JMX_PORT": str(_free_port())}
+        done = _stack_up(tmp_path, "cassandra", AQSTREAM_CASSANDRA_PORT=str(port), **free)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"stack: cassandra cannot start: another process already listens on 127.0.0.1:{port}")
+    assert "AQSTREAM_CASSANDRA_PORT" in done.stderr
+    assert not (tmp_path / "state" / "cassandra" / "pid").exists()
