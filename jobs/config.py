@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -215,3 +216,13 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration ({path}): {problems}") from None
+
+
+def load_config_or_report(path: str | Path | None = None) -> PipelineConfig | None:
+    """:func:`load_config` for a command line: on a bad config, print the error (it names the field)
+    to stderr and return None, so the command exits 2 without a traceback."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None

@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a file: make the repo importable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.config import ConfigError, load_config
+from jobs.config import load_config_or_report
 
 REPLAY_HEADERS = ("aq.replay.topic", "aq.replay.partition", "aq.replay.offset", "aq.replay.reason")
 
@@ -91,18 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--until", type=datetime.fromisoformat, default=None, help="quarantined_at < (UTC)")
     parser.add_argument("--dry-run", action="store_true", help="count by reason code, send nothing")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 2
     from delta.tables import DeltaTable
 
-    from jobs.session import build_spark
+    from jobs.session import tool_session
     from jobs.sinks import produce_to_kafka, read_delta
 
-    spark = build_spark(config, "aqstream-replay-quarantine", master="local[1]")
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = tool_session(config, "aqstream-replay-quarantine")
     try:
         path = str(config.paths.quarantine)
         if not DeltaTable.isDeltaTable(spark, path):

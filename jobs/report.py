@@ -14,7 +14,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.config import PipelineConfig, load_config_or_report
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
 from jobs.transforms.raw_readings import bronze_readings
@@ -142,15 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None)
     parser.add_argument("--station", default="beijing-dongsi", help="station whose hourly aggregates to show")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 2
-    from jobs.session import build_spark
+    from jobs.session import tool_session
 
-    spark = build_spark(config, "aqstream-report", master="local[1]")
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = tool_session(config, "aqstream-report")
     try:
         counts = store_counts(config, spark)
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs import metrics, progress
-from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.config import PipelineConfig, load_config_or_report
 from jobs.session import build_spark
 
 StartQueries = Callable[[SparkSession, PipelineConfig, bool], list[StreamingQuery]]
@@ -139,10 +138,8 @@ def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] |
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 2
     spark = build_spark(config, f"aqstream-{name}", ui_port=config.monitoring.ui_port(name))
     log = logging.getLogger(f"aqstream.{name}")

@@ -63,3 +63,11 @@ def build_spark(
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def tool_session(config: PipelineConfig, app_name: str) -> SparkSession:
+    """A one-core local session for the command-line tools (report, quarantine replay), quiet but
+    for errors."""
+    spark = build_spark(config, app_name, master="local[1]")
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

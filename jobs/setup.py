@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.config import PipelineConfig, load_config_or_report
 
 
 def create_topics(config: PipelineConfig) -> list[str]:
@@ -75,10 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="pipeline config (default conf/pipeline.toml)")
     parser.add_argument("what", choices=["topics", "mongo", "cassandra", "all"])
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 2
     if args.what in ("topics", "all"):
         print(f"kafka topics created: {create_topics(config) or 'none (all exist)'}")
