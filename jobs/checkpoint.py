@@ -9,7 +9,9 @@ offsets per source); ``commits/<batch>`` once it has finished. A restarted query
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -60,12 +62,37 @@ def batch_watermark(spark: SparkSession, checkpoint: str, batch_id: int) -> date
     return datetime.fromtimestamp(millis / 1000, tz=UTC).replace(tzinfo=None)
 
 
+def kafka_offsets(value: str | Mapping[str, Any] | None) -> dict[str, dict[int, int]] | None:
+    """A Kafka source's offsets as Spark writes them (``{"topic": {"0": 12, "1": 7}}``, in the
+    checkpoint's ``offsets/<batch>`` files and in ``SourceProgress.endOffset``/``latestOffset``) as
+    {topic: {partition: offset}}; None for no offsets or another source's shape (e.g. a file
+    source's ``{"logOffset": 3}``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, Mapping) or not value:
+        return None
+    offsets: dict[str, dict[int, int]] = {}
+    for topic, parts in value.items():
+        if not isinstance(parts, Mapping):
+            return None
+        try:
+            offsets[topic] = {int(p): int(o) for p, o in parts.items()}
+        except (TypeError, ValueError):
+            return None
+    return offsets
+
+
 def batch_end_offsets(spark: SparkSession, checkpoint: str, batch_id: int) -> dict[str, dict[int, int]] | None:
     """The end offsets of batch ``batch_id`` of a one-Kafka-source query: {topic: {partition: offset}}."""
     lines = _read_lines(spark, f"{checkpoint}/offsets/{batch_id}")
     if not lines or len(lines) < 3:
         return None
-    return {t: {int(p): o for p, o in parts.items()} for t, parts in json.loads(lines[2]).items()}
+    return kafka_offsets(lines[2])
 
 
 def committed_end_offsets(spark: SparkSession, checkpoint: str) -> dict[str, dict[int, int]]:

@@ -61,6 +61,15 @@ def accepted_schema_versions(value: object, current: int = SCHEMA_VERSION) -> tu
     return tuple(versions)
 
 
+_INTERVAL_SECONDS = {"millisecond": 0.001, "second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+
+
+def interval_seconds(interval: str) -> float:
+    """A validated interval string in seconds: ``'5 seconds'`` → 5.0."""
+    number, unit = interval.split()
+    return float(number) * _INTERVAL_SECONDS[unit.rstrip("s")]
+
+
 def _interval(value: str) -> str:
     if not _INTERVAL.match(value):
         raise ValueError(f"{value!r} is not an interval like '5 seconds' or '2 hours'")

@@ -27,6 +27,8 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from jobs.checkpoint import kafka_offsets
+
 PROGRESS_LOG = logging.getLogger("aqstream.progress")
 log = logging.getLogger("aqstream.monitoring")
 
@@ -35,31 +37,6 @@ log = logging.getLogger("aqstream.monitoring")
 
 
 Offsets = str | Mapping[str, Any] | None
-
-
-def kafka_offsets(value: Offsets) -> dict[str, dict[int, int]] | None:
-    """A Kafka source's offsets as Spark writes them (``{"topic": {"0": 12, "1": 7}}``, in the
-    checkpoint's ``offsets/<batch>`` files and in ``SourceProgress.endOffset``/``latestOffset``) as
-    {topic: {partition: offset}}; None for no offsets or another source's shape (e.g. a file
-    source's ``{"logOffset": 3}``)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, Mapping) or not value:
-        return None
-    offsets: dict[str, dict[int, int]] = {}
-    for topic, parts in value.items():
-        if not isinstance(parts, Mapping):
-            return None
-        try:
-            offsets[topic] = {int(p): int(o) for p, o in parts.items()}
-        except (TypeError, ValueError):
-            return None
-    return offsets
 
 
 def records_behind(end: Offsets, latest: Offsets) -> dict[str, int] | None:

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs import metrics, progress
-from jobs.config import PipelineConfig, load_config_or_report
+from jobs.config import PipelineConfig, interval_seconds, load_config_or_report
 from jobs.session import build_spark
 
 StartQueries = Callable[[SparkSession, PipelineConfig, bool], list[StreamingQuery]]
@@ -62,15 +62,6 @@ def log_batch(query: str, batch_id: int, rows: int | None, times: StepTimes, **c
     record = {"query": query, "batch_id": batch_id, "rows": rows, "seconds": seconds, "steps": steps, **counts}
     BATCH_LOG.info(json.dumps(record, sort_keys=True))
     progress.REGISTRY.record_batch(query, batch_id, rows, seconds, steps, counts)
-
-
-_INTERVAL_UNITS = {"millisecond": 0.001, "second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
-
-
-def interval_seconds(interval: str) -> float:
-    """``'5 seconds'`` → 5.0 (the config's interval strings, already validated)."""
-    number, unit = interval.split()
-    return float(number) * _INTERVAL_UNITS[unit.rstrip("s")]
 
 
 def start_foreach_batch(

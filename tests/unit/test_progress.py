@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.progress import REGISTRY, ProgressListener, Registry, kafka_offsets, progress_record, records_behind
+from jobs.checkpoint import kafka_offsets
+from jobs.progress import REGISTRY, ProgressListener, Registry, progress_record, records_behind
 from jobs.runner import StepTimes, log_batch
 
 OFFSETS = Path(__file__).parent / "data" / "checkpoint_offsets"
