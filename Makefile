@@ -40,7 +40,7 @@ jars/lib/.resolved: $(JAR_INPUTS) | java
 	touch $@
 
 .PHONY: up
-up: venv jars ## start the local stack (Kafka, MongoDB, Cassandra, Kafka Connect) and leave it running
+up: venv jars prometheus-tool ## start the local stack (Kafka, MongoDB, Cassandra, Kafka Connect, Prometheus) and leave it running
 	$(PY) -m stack up
 
 .PHONY: setup
@@ -49,11 +49,11 @@ setup: up ## create topics, Mongo indexes, the Cassandra schema; register the De
 	$(PY) -m stack connector register
 
 .PHONY: demo
-demo: venv jars ## set up, start the stack, replay recorded real readings through both jobs, print what landed, stop
+demo: venv jars prometheus-tool ## set up, start the stack, replay recorded real readings through both jobs, print what landed, stop
 	$(PY) -m stack.demo
 
 .PHONY: demo-live
-demo-live: venv jars ## the demo with the live Open-Meteo API instead of recorded responses (needs internet)
+demo-live: venv jars prometheus-tool ## the demo with the live Open-Meteo API instead of recorded responses (needs internet)
 	$(PY) -m stack.demo --live
 
 .PHONY: down
@@ -96,27 +96,27 @@ test-unit: venv compose-tool prometheus-tool ## unit tier: transforms, parsers, 
 	$(PYTEST) -m unit tests/unit
 
 .PHONY: test-integration
-test-integration: venv jars ## integration tier: real Kafka, Cassandra, MongoDB, Kafka Connect from the local stack
+test-integration: venv jars prometheus-tool ## integration tier: real Kafka, Cassandra, MongoDB, Kafka Connect from the local stack
 	$(PYTEST) -m integration tests/integration
 
 .PHONY: test-e2e
-test-e2e: venv jars ## e2e tier: the whole flow on the local stack, exact end state, the notebook executed
+test-e2e: venv jars prometheus-tool ## e2e tier: the whole flow on the local stack, exact end state, the notebook executed
 	$(PYTEST) -m e2e tests/e2e
 
 .PHONY: test-faults
-test-faults: venv jars ## faults tier, short form: each job SIGKILLed mid-batch/at commit, retention data loss; exact stores
+test-faults: venv jars prometheus-tool ## faults tier, short form: each job SIGKILLed mid-batch/at commit, retention data loss; exact stores
 	$(PYTEST) -m faults tests/faults
 
 .PHONY: faults
-faults: venv jars ## fault-injection suite, long form: every scenario, >= 5 kills per job; table in .runs/faults/
+faults: venv jars prometheus-tool ## fault-injection suite, long form: every scenario, >= 5 kills per job; table in .runs/faults/
 	AQSTREAM_FAULTS=long $(PYTEST) -m faults tests/faults
 
 .PHONY: test-bench
-test-bench: venv jars ## bench tier: the benchmark harness on 3,000 readings, every case; asserts counts, not speed
+test-bench: venv jars prometheus-tool ## bench tier: the benchmark harness on 3,000 readings, every case; asserts counts, not speed
 	$(PYTEST) -m bench tests/bench
 
 .PHONY: bench
-bench: venv jars ## throughput and latency of both jobs vs their ceilings and the seeds' design (JSON + PNG in .runs/bench)
+bench: venv jars prometheus-tool ## throughput and latency of both jobs vs their ceilings and the seeds' design (JSON + PNG in .runs/bench)
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
 .PHONY: test

@@ -175,6 +175,8 @@ class MonitoringConfig(_Section):
     # each job's Prometheus endpoint (/metrics); 0 disables it
     metrics_port_raw_to_mongo: int = Field(default=9401, ge=0, le=65535)
     metrics_port_cdc_to_cassandra: int = Field(default=9402, ge=0, le=65535)
+    # the collectors' endpoint while they run (collectors/metrics.py); 0 disables it
+    metrics_port_collectors: int = Field(default=9403, ge=0, le=65535)
     # each job's Spark UI (and its /metrics/prometheus), fixed so a scrape config can name it
     ui_port_raw_to_mongo: int = Field(default=4040, ge=1, le=65535)
     ui_port_cdc_to_cassandra: int = Field(default=4041, ge=1, le=65535)

@@ -32,8 +32,12 @@ class StackConfig(BaseModel):
     cassandra_jmx_port: int = Port
     mongo_port: int = Port
     connect_port: int = Port
+    # Kafka Connect's JMX agent, /metrics: Connect's and Debezium's MBeans (conf/stack/connect-jmx-exporter.yml)
+    connect_metrics_port: int = Port
+    prometheus_port: int = Port
     state_dir: Path = REPO_ROOT / ".state"
     lib_dir: Path = REPO_ROOT / "jars" / "lib"
+    tools_dir: Path = REPO_ROOT / ".tools"  # what stack/tools/*.sh unpack (prometheus)
     conf_dir: Path = REPO_ROOT / "conf" / "stack"
     # Heaps sized for a 2-core, few-GiB budget; the whole stack stays near 3 GiB RSS.
     kafka_heap: str = "512m"
@@ -57,6 +61,8 @@ class StackConfig(BaseModel):
             "cassandra_jmx_port": 7199,
             "mongo_port": 27017,
             "connect_port": 8083,
+            "connect_metrics_port": 9404,
+            "prometheus_port": 9090,
         }
         return {**defaults, **values}
 
@@ -96,6 +102,10 @@ class StackConfig(BaseModel):
     @property
     def connect_url(self) -> str:
         return f"http://{self.host}:{self.connect_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
 
     def template_values(self) -> dict[str, str]:
         values = {name: str(getattr(self, name)) for name in self.model_fields}

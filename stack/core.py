@@ -9,11 +9,11 @@ from pathlib import Path
 from stack.config import StackConfig
 from stack.java import find_java17
 from stack.process import tail
-from stack.services import Cassandra, Kafka, KafkaConnect, MongoDB, Service, StackError
+from stack.services import Cassandra, Kafka, KafkaConnect, MongoDB, Prometheus, Service, StackError
 
 # Start order; Connect needs a healthy Kafka, the others start side by side.
-SERVICE_ORDER = ("kafka", "mongodb", "cassandra", "connect")
-JAR_SETS = ("kafka", "connect", "connect-plugins", "cassandra", "mongo")
+SERVICE_ORDER = ("kafka", "mongodb", "cassandra", "connect", "prometheus")
+JAR_SETS = ("kafka", "connect", "connect-plugins", "cassandra", "mongo", "monitoring")
 
 
 @dataclass
@@ -41,7 +41,13 @@ class Stack:
     @property
     def services(self) -> dict[str, Service]:
         if self._services is None:
-            classes = {"kafka": Kafka, "mongodb": MongoDB, "cassandra": Cassandra, "connect": KafkaConnect}
+            classes = {
+                "kafka": Kafka,
+                "mongodb": MongoDB,
+                "cassandra": Cassandra,
+                "connect": KafkaConnect,
+                "prometheus": Prometheus,
+            }
             self._services = {name: classes[name](self.cfg, self._java_home) for name in SERVICE_ORDER}
         return self._services
 

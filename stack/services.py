@@ -13,8 +13,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from stack.config import StackConfig
+from stack.config import REPO_ROOT, StackConfig
 from stack.process import pid_alive, port_taken, rss_bytes, start_detached, stop_pid, wait_exec
+
+PROMETHEUS_CONF_DIR = REPO_ROOT / "conf" / "prometheus"
 
 # Kafka's own reserved ids (org.apache.kafka.common.Uuid): ZERO_UUID and METADATA_TOPIC_ID.
 _KAFKA_RESERVED_UUIDS = (bytes(16), bytes(15) + b"\x01")
@@ -406,6 +408,7 @@ class MongoDB(Service):
 class KafkaConnect(Service):
     name = "connect"
     port_field = "connect_port"
+    other_port_fields = ("connect_metrics_port",)
 
     def prepare(self) -> None:
         super().prepare()
@@ -420,16 +423,93 @@ class KafkaConnect(Service):
             "-Djava.awt.headless=true",
             self.marker,
             f"-Dlog4j2.configurationFile={self.cfg.conf_dir / 'log4j2.properties'}",
+            self._metrics_agent(),
             "-cp",
             self.classpath("connect"),
             "org.apache.kafka.connect.cli.ConnectDistributed",
             str(self.dir / "connect-distributed.properties"),
         ]
 
+    def _metrics_agent(self) -> str:
+        """Prometheus' JMX exporter as a Java agent: the connector's state and Debezium's metrics at
+        ``/metrics`` on ``connect_metrics_port`` (the rules in conf/stack/connect-jmx-exporter.yml)."""
+        agent = next((self.cfg.lib_dir / "monitoring").glob("jmx_prometheus_javaagent-*.jar"), None)
+        if agent is None:
+            where = self.cfg.lib_dir / "monitoring"
+            raise StackError(f"connect: no jmx_prometheus_javaagent-*.jar in {where}: run `make jars` first")
+        rules = self.cfg.conf_dir / "connect-jmx-exporter.yml"
+        return f"-javaagent:{agent}={self.cfg.host}:{self.cfg.connect_metrics_port}:{rules}"
+
     def healthy(self) -> bool:
         import requests
 
         try:
             return requests.get(f"{self.cfg.connect_url}/connector-plugins", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+class Prometheus(Service):
+    """Debian's Prometheus (stack/tools/prometheus.sh unpacks it into .tools), scraping the jobs, the
+    collectors and Kafka Connect with conf/prometheus/prometheus.yml and evaluating its alert rules."""
+
+    name = "prometheus"
+    port_field = "prometheus_port"
+    retention = "7d"  # a local stack's history; the TSDB lives in <state_dir>/prometheus/data
+
+    @property
+    def binary(self) -> Path:
+        return self.cfg.tools_dir / "bin" / "prometheus"
+
+    @property
+    def marker(self) -> str:
+        # not a JVM: its TSDB path is unique to this stack
+        return f"--storage.tsdb.path={self.dir / 'data'}"
+
+    @property
+    def implementation(self) -> str:
+        return "prometheus (Debian's package, unpacked into .tools)"
+
+    def scrape_values(self) -> dict[str, str]:
+        """What conf/prometheus/prometheus.yml's placeholders take: the stack's ports and the
+        pipeline's monitoring ports (conf/pipeline.toml, its AQSTREAM__MONITORING__* overrides)."""
+        from jobs.config import ConfigError, load_config
+
+        try:
+            monitoring = load_config().monitoring
+        except ConfigError as exc:
+            raise StackError(f"prometheus: cannot read the jobs' monitoring ports: {exc}") from None
+        values = {name: str(value) for name, value in monitoring.model_dump().items()}
+        values["collectors_metrics_port"] = str(monitoring.metrics_port_collectors)
+        values["rules_file"] = str(PROMETHEUS_CONF_DIR / "rules.yml")
+        return values
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not self.binary.exists():
+            raise StackError(f"prometheus: {self.binary} is missing: run `make prometheus-tool` first")
+        template = PROMETHEUS_CONF_DIR / "prometheus.yml"
+        target = self.dir / "prometheus.yml"
+        try:
+            target.write_text(template.read_text().format_map({**self.cfg.template_values(), **self.scrape_values()}))
+        except (OSError, KeyError, ValueError) as exc:
+            raise StackError(f"prometheus: could not write {target} from {template}: {exc!r}") from None
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary),
+            f"--config.file={self.dir / 'prometheus.yml'}",
+            self.marker,
+            f"--storage.tsdb.retention.time={self.retention}",
+            f"--web.listen-address={self.cfg.host}:{self.port}",
+            f"--web.local-assets={self.cfg.tools_dir / 'prometheus' / 'usr' / 'share' / 'prometheus' / 'web'}",
+            "--web.enable-lifecycle",  # POST /-/reload re-reads the rules after an edit
+        ]
+
+    def healthy(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.cfg.prometheus_url}/-/ready", timeout=5).status_code == 200
         except requests.RequestException:
             return False

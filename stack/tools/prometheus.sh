@@ -86,8 +86,9 @@ install() {
     dpkg-deb -f "$(compgen -G "$CACHE_DIR/prometheus_*.deb" | head -1)" Version > "$TREE.tmp/.version"
     rm -rf "$TREE"
     mv "$TREE.tmp" "$TREE"
-    ln -sf "$TREE/usr/bin/prometheus" "$BIN_DIR/prometheus"
-    ln -sf "$TREE/usr/bin/promtool" "$BIN_DIR/promtool"
+    # relative links: .tools stays valid wherever the checkout (or a symlink to its .tools) lives
+    ln -sfn ../prometheus/usr/bin/prometheus "$BIN_DIR/prometheus"
+    ln -sfn ../prometheus/usr/bin/promtool "$BIN_DIR/promtool"
     "$BIN_DIR/promtool" --version 2>&1 | head -1 >&2
     log "installed $BIN_DIR/prometheus and $BIN_DIR/promtool in $((SECONDS - started)) s"
     echo "$BIN_DIR/promtool"
