@@ -103,8 +103,12 @@ class RawBatchWriter:
         times = StepTimes()
         valid = F.col("quarantine_reason").isNull()
         arrived, written = Observation("raw_arrived"), Observation("raw_written")
+        # the quarantine by reason code, counted in the same pass as the rest (a reason is "code: detail")
+        by_reason = [
+            F.count(F.when(F.col("quarantine_reason").startswith(f"{code}:"), 1)).alias(code) for code in T.REASON_CODES
+        ]
         observed = checked.observe(
-            arrived, F.count(F.lit(1)).alias("rows_in"), F.count(F.when(valid, 1)).alias("valid")
+            arrived, F.count(F.lit(1)).alias("rows_in"), F.count(F.when(valid, 1)).alias("valid"), *by_reason
         )
         unique = T.drop_duplicate_readings(T.valid_readings(observed, READING_SCHEMA))
         documents = T.to_mongo_documents(unique).observe(written, F.count(F.lit(1)).alias("unique"))
@@ -112,6 +116,7 @@ class RawBatchWriter:
             with_retries("mongo upsert", lambda: upsert_mongo(documents, cfg.mongo))
         rows_in, n_valid = arrived.get["rows_in"], arrived.get["valid"]
         n_unique, n_quarantined = written.get["unique"], rows_in - n_valid
+        reasons = {code: arrived.get[code] for code in T.REASON_CODES if arrived.get[code]}
         if n_quarantined:
             with times.step("quarantine"):
                 quarantined = T.quarantine_records(checked, F.current_timestamp())
@@ -141,7 +146,16 @@ class RawBatchWriter:
             n_unique,
             times,
         )
-        log_batch(QUERY_NAME, batch_id, rows_in, times, valid=n_valid, quarantined=n_quarantined, written=n_unique)
+        log_batch(
+            QUERY_NAME,
+            batch_id,
+            rows_in,
+            times,
+            valid=n_valid,
+            quarantined=n_quarantined,
+            written=n_unique,
+            quarantine_reasons=reasons,
+        )
 
 
 class BronzeBatchWriter:

@@ -37,6 +37,17 @@ MISSING_FIELD = "missing_field"
 UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
 OUT_OF_RANGE = "out_of_range"
 FUTURE_TIMESTAMP = "future_timestamp"
+REASON_CODES = (
+    EMPTY,
+    TOO_LARGE,
+    NOT_UTF8,
+    UNPARSEABLE,
+    WRONG_TYPE,
+    MISSING_FIELD,
+    UNKNOWN_SCHEMA_VERSION,
+    OUT_OF_RANGE,
+    FUTURE_TIMESTAMP,
+)
 
 
 _NUMERIC = (DoubleType, FloatType, IntegerType, LongType)

@@ -77,6 +77,9 @@ RATIO_CASES = {
     "raw_to_mongo / mongo sink peer": ("raw_to_mongo", "mongo_sink_peer"),
     "cdc_to_cassandra / cdc ceiling": ("cdc_to_cassandra", "cdc_ceiling"),
     "cdc_to_cassandra / cassandra plain write": ("cdc_to_cassandra", "cassandra_plain_write"),
+    # --monitoring-overhead: the same job with its listener and metrics on, over the job with them off
+    "raw_to_mongo monitored / off": ("raw_to_mongo_monitored", "raw_to_mongo"),
+    "cdc_to_cassandra monitored / off": ("cdc_to_cassandra_monitored", "cdc_to_cassandra"),
 }
 
 
@@ -103,6 +106,13 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+def _monitoring_order(run: int, compare: bool) -> tuple[bool, ...]:
+    """Monitoring off only; or off and on, the order alternating by run so neither always goes first."""
+    if not compare:
+        return (False,)
+    return (False, True) if run % 2 == 0 else (True, False)
+
+
 def run_bench(
     bench: H.Bench,
     runs: int,
@@ -112,6 +122,7 @@ def run_bench(
     small_batch_readings: int = 1000,
     small_batch_size: int = 50,
     log=print,
+    monitoring_overhead: bool = False,
 ) -> dict[str, Any]:
     """Every case in turn on the same topic contents; returns the result document."""
     result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine()}
@@ -123,6 +134,7 @@ def run_bench(
         "latency_seconds": latency_seconds,
         "small_batch_readings": small_batch_readings,
         "small_batch_size": small_batch_size,
+        "monitoring_overhead": monitoring_overhead,
         "spark_master": bench.spark.sparkContext.master,
         "shuffle_partitions": bench.spark.conf.get("spark.sql.shuffle.partitions"),
     }
@@ -138,15 +150,18 @@ def run_bench(
     log(f"  {result['prepare']}")
     phase("prepare", started)
 
-    ceiling, job, seeds, bulk, sink, written = [], [], [], [], [], []
+    ceiling, job, seeds, bulk, sink, written, job_on = [], [], [], [], [], [], []
     for i in range(runs):
         started = time.perf_counter()
         ceiling.append(H.raw_ceiling(bench, i))
         log(f"raw ceiling run {i + 1}: {ceiling[-1].rate:,.0f} records/s")
-        run, config = H.raw_to_mongo_job(bench, i)
-        job.append(run)
-        written.append(config)
-        log(f"raw_to_mongo run {i + 1}: {run.rate:,.0f} records/s, landed {run.landed}")
+        for monitored in _monitoring_order(i, monitoring_overhead):
+            run, config = H.raw_to_mongo_job(bench, i, monitored)
+            (job_on if monitored else job).append(run)
+            if not monitored:
+                written.append(config)
+            label = "raw_to_mongo" + (" (monitored)" if monitored else "")
+            log(f"{label} run {i + 1}: {run.rate:,.0f} records/s, landed {run.landed}")
         phase("raw_to_mongo and its ceiling", started)
         started = time.perf_counter()
         seeds.append(H.seeds_consumer(bench, i, seed_limit))
@@ -159,6 +174,7 @@ def run_bench(
     cases = {
         "raw_ceiling": H.summarize(ceiling),
         "raw_to_mongo": H.summarize(job, RAW_JOB),
+        **({"raw_to_mongo_monitored": H.summarize(job_on, RAW_JOB)} if job_on else {}),
         "seeds_insert_one": H.summarize(seeds),
         "mongo_bulk_upsert": H.summarize(bulk),
         "mongo_sink_peer": H.summarize(sink),
@@ -169,14 +185,18 @@ def run_bench(
     result["debezium"] = H.capture_with_debezium(bench, written[0])
     log(f"  {result['debezium']}")
     phase("Debezium snapshot", started)
-    cdc_ceiling, cdc_job, plain = [], [], []
+    cdc_ceiling, cdc_job, plain, cdc_on = [], [], [], []
     for i in range(runs):
         started = time.perf_counter()
         cdc_ceiling.append(H.cdc_ceiling(bench, i))
         log(f"cdc ceiling run {i + 1}: {cdc_ceiling[-1].rate:,.0f} records/s")
-        run, cdc_config = H.cdc_to_cassandra_job(bench, i)
-        cdc_job.append(run)
-        log(f"cdc_to_cassandra run {i + 1}: {run.rate:,.0f} records/s, landed {run.landed}")
+        for monitored in _monitoring_order(i, monitoring_overhead):
+            run, config = H.cdc_to_cassandra_job(bench, i, monitored)
+            (cdc_on if monitored else cdc_job).append(run)
+            if not monitored:
+                cdc_config = config
+            label = "cdc_to_cassandra" + (" (monitored)" if monitored else "")
+            log(f"{label} run {i + 1}: {run.rate:,.0f} records/s, landed {run.landed}")
         phase("cdc_to_cassandra and its ceiling", started)
         started = time.perf_counter()
         plain.append(H.cassandra_plain_write(bench, i, cdc_config))
@@ -184,6 +204,8 @@ def run_bench(
         phase("cassandra plain write", started)
     cases["cdc_ceiling"] = H.summarize(cdc_ceiling)
     cases["cdc_to_cassandra"] = H.summarize(cdc_job, CDC_JOB)
+    if cdc_on:
+        cases["cdc_to_cassandra_monitored"] = H.summarize(cdc_on, CDC_JOB)
     cases["cassandra_plain_write"] = H.summarize(plain)
     result["cases"] = cases
 
@@ -271,11 +293,13 @@ def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
 CASE_LABELS = {
     "raw_ceiling": "raw ceiling (Kafka → from_json → noop)",
     "raw_to_mongo": "raw_to_mongo (MongoDB + Delta bronze + quarantine)",
+    "raw_to_mongo_monitored": "raw_to_mongo, its listener and metrics on (--monitoring-overhead)",
     "seeds_insert_one": "seeds' design (kafka-python + insert_one)",
     "mongo_bulk_upsert": "MongoDB bulk upsert (pymongo, 512 per call)",
     "mongo_sink_peer": "peer: Kafka Connect MongoDB sink (Debezium)",
     "cdc_ceiling": "CDC ceiling (CDC topic → envelope parse → noop)",
     "cdc_to_cassandra": "cdc_to_cassandra (readings + aggregates)",
+    "cdc_to_cassandra_monitored": "cdc_to_cassandra, its listener and metrics on (--monitoring-overhead)",
     "cassandra_plain_write": "Cassandra plain df.write (same reading rows)",
 }
 
@@ -360,6 +384,13 @@ def table(result: dict[str, Any]) -> str:
             f"Sink peer: {sink['documents']:,} documents written ({sink['stopped']}), {sink['not_written']:,} of "
             f"{sink['raw_distinct']:,} records not written, {sink['dead_letter_records']:,} in its dead-letter topic"
             + (f"; error: {sink['error'].splitlines()[0][:200]}" if sink.get("error") else "")
+            + "."
+        )
+    overhead = [name for name in RATIO_CASES if "monitored" in name and result["ratios"].get(name) is not None]
+    if overhead:
+        lines.append(
+            "Monitoring on / off (records/s; noise: each case's min–max above): "
+            + ", ".join(f"{name.split(' ')[0]} {result['ratios'][name]:.2f}" for name in overhead)
             + "."
         )
     debezium = result["debezium"]
@@ -489,6 +520,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0, help="length of each latency trickle (s)")
     parser.add_argument("--small-batch-readings", type=int, default=1000, help="readings of the small-batch case")
     parser.add_argument("--small-batch-size", type=int, default=50, help="maxOffsetsPerTrigger of the small-batch case")
+    parser.add_argument(
+        "--monitoring-overhead",
+        action="store_true",
+        help="also run each job with its progress listener and metrics endpoint on (scraped every 5 s)",
+    )
     parser.add_argument("--out", type=Path, default=REPO_ROOT / ".runs" / "bench")
     parser.add_argument("--publish", action="store_true", help="also update tests/bench/results/ and README.md")
     args = parser.parse_args(argv)
@@ -517,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             args.latency_seconds,
             args.small_batch_readings,
             args.small_batch_size,
+            monitoring_overhead=args.monitoring_overhead,
         )
     finally:
         bench.cleanup()

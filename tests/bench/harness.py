@@ -14,6 +14,7 @@ runs each job in-process on batches of ~50 readings and reads their per-step tim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -39,7 +41,7 @@ from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
-from jobs import cdc_to_cassandra, raw_to_mongo
+from jobs import cdc_to_cassandra, metrics, progress, raw_to_mongo
 from jobs.config import PipelineConfig, load_config
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from jobs.topics import cdc_document_id, cdc_envelope, read_topic, topic_records, topic_size, wait_for_cdc
@@ -438,13 +440,45 @@ def raw_ceiling(bench: Bench, run: int) -> Run:
     return Run(bench.raw_records, timed.seconds, timed.heap_peak_bytes, batches=batches)
 
 
+# --- the jobs' monitoring, on or off ------------------------------------------------------------
+
+SCRAPE_INTERVAL_S = 5.0  # conf/prometheus/prometheus.yml's
+
+
+@contextlib.contextmanager
+def monitoring(spark: SparkSession, on: bool) -> Iterator[None]:
+    """The monitoring ``jobs.runner.run_job`` adds to a job, for the cases that compare with and without
+    it: the progress listener, a metrics endpoint, and a scrape of it every 5 s as the stack's Prometheus does."""
+    if not on:
+        yield
+        return
+    listener = progress.register(spark)
+    server = metrics.MetricsServer("127.0.0.1", 0)
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.wait(SCRAPE_INTERVAL_S):
+            with urllib.request.urlopen(server.url, timeout=5) as response:
+                response.read()
+
+    scraper = threading.Thread(target=scrape, name="bench-scraper", daemon=True)
+    scraper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        scraper.join(timeout=10)
+        server.close()
+        spark.streams.removeListener(listener)
+
+
 # --- case 2: raw→Mongo as shipped -----------------------------------------------------------
 
 
-def raw_to_mongo_job(bench: Bench, run: int) -> tuple[Run, PipelineConfig]:
-    config, _ = bench.config(f"raw-to-mongo-{run}")
+def raw_to_mongo_job(bench: Bench, run: int, monitored: bool = False) -> tuple[Run, PipelineConfig]:
+    config, _ = bench.config(f"raw-to-mongo-{'monitored-' if monitored else ''}{run}")
     create_mongo_indexes(config)
-    with BatchLog() as log:
+    with BatchLog() as log, monitoring(bench.spark, monitored):
         timed = timed_query(bench.spark, lambda: raw_to_mongo.start(bench.spark, config, available_now=True))
     landed = {
         "mongo_documents": _mongo_count(config),
@@ -761,11 +795,11 @@ def cdc_ceiling(bench: Bench, run: int) -> Run:
     return Run(bench.cdc_records, timed.seconds, timed.heap_peak_bytes, batches=batches)
 
 
-def cdc_to_cassandra_job(bench: Bench, run: int) -> tuple[Run, PipelineConfig]:
-    config, _ = bench.config(f"cdc-to-cassandra-{run}")
+def cdc_to_cassandra_job(bench: Bench, run: int, monitored: bool = False) -> tuple[Run, PipelineConfig]:
+    config, _ = bench.config(f"cdc-to-cassandra-{'monitored-' if monitored else ''}{run}")
     apply_cql(config)
     _wait_for_tables(bench.spark, config)
-    with BatchLog() as log:
+    with BatchLog() as log, monitoring(bench.spark, monitored):
         timed = timed_query(bench.spark, lambda: cdc_to_cassandra.start(bench.spark, config, available_now=True))
     cassandra = config.cassandra
     landed = {

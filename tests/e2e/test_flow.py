@@ -15,6 +15,7 @@ from jobs.topics import wait_for_cdc
 from jobs.transforms import raw_readings as T
 from tests.support.cdc_events import reading_aqi_mismatches
 from tests.support.flow import (
+    POISON,
     aggregate_mismatches,
     cassandra_aggregates,
     cassandra_reading_rows,
@@ -24,12 +25,6 @@ from tests.support.flow import (
     run_available_now,
 )
 from tests.support.pipeline import REPO_ROOT, bronze_contents, produce, replay_to_kafka
-
-POISON = {
-    T.UNPARSEABLE: [b'{"event_id": "truncated'],
-    T.NOT_UTF8: [b"\xff\xfe"],
-    T.EMPTY: [b""],
-}
 
 
 @pytest.fixture

@@ -17,11 +17,19 @@ from cassandra.cluster import Cluster
 from jobs.config import load_config
 from jobs.runner import await_all
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
+from jobs.transforms import raw_readings as T
 from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS
 from schemas.reading import POLLUTANT_FIELDS
 from stack import connector
 from tests.support.cdc_events import NOWCAST_NAMES, aqi_mismatches, pandas_aggregates
 from tests.support.pipeline import REPO_ROOT, isolated_config
+
+# Kafka values raw_to_mongo must quarantine, by the reason code it must give them (not readings: broken bytes)
+POISON = {
+    T.UNPARSEABLE: [b'{"event_id": "truncated'],
+    T.NOT_UTF8: [b"\xff\xfe"],
+    T.EMPTY: [b""],
+}
 
 
 def out_of_range(reading: dict) -> bool:
