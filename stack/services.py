@@ -484,16 +484,23 @@ class Prometheus(Service):
         values["rules_file"] = str(PROMETHEUS_CONF_DIR / "rules.yml")
         return values
 
+    def scrape_config(self) -> str:
+        """conf/prometheus/prometheus.yml filled in (the file Prometheus is started with)."""
+        template = PROMETHEUS_CONF_DIR / "prometheus.yml"
+        try:
+            return template.read_text().format_map({**self.cfg.template_values(), **self.scrape_values()})
+        except (OSError, KeyError, ValueError) as exc:
+            raise StackError(f"prometheus: could not fill {template}: {exc!r}") from None
+
     def prepare(self) -> None:
         super().prepare()
         if not self.binary.exists():
             raise StackError(f"prometheus: {self.binary} is missing: run `make prometheus-tool` first")
-        template = PROMETHEUS_CONF_DIR / "prometheus.yml"
         target = self.dir / "prometheus.yml"
         try:
-            target.write_text(template.read_text().format_map({**self.cfg.template_values(), **self.scrape_values()}))
-        except (OSError, KeyError, ValueError) as exc:
-            raise StackError(f"prometheus: could not write {target} from {template}: {exc!r}") from None
+            target.write_text(self.scrape_config())
+        except OSError as exc:
+            raise StackError(f"prometheus: could not write {target}: {exc}") from None
 
     def command(self) -> list[str]:
         return [

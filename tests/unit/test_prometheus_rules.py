@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from jobs.config import JOBS, load_config
+from stack.config import StackConfig
+from stack.services import Prometheus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO_ROOT / "conf" / "prometheus"
@@ -52,21 +54,17 @@ def test_every_rule_fires_and_stays_quiet_as_tested(promtool):
     assert rules == tested
 
 
-def test_the_scrape_config_template_renders_to_a_valid_config(promtool, tmp_path):
-    monitoring = load_config().monitoring
-    values = {
-        "host": "127.0.0.1",
-        "prometheus_port": "9090",
-        "collectors_metrics_port": "9403",
-        "rules_file": str(RULES_DIR / "rules.yml"),
-        **{f"metrics_port_{job}": str(monitoring.metrics_port(job)) for job in JOBS},
-        **{f"ui_port_{job}": str(monitoring.ui_port(job)) for job in JOBS},
-    }
+def test_the_stacks_scrape_config_is_valid_and_names_every_target(promtool, tmp_path):
+    """The config the stack's Prometheus starts with (stack/services.py fills the template)."""
+    cfg = StackConfig(state_dir=tmp_path)
     rendered = tmp_path / "prometheus.yml"
-    rendered.write_text((RULES_DIR / "prometheus.yml").read_text().format_map(values))
+    rendered.write_text(Prometheus(cfg, None).scrape_config())
     out = run(promtool, "check", "config", str(rendered))
     assert "SUCCESS" in out
     text = rendered.read_text()
+    monitoring = load_config().monitoring
     for job in JOBS:
         assert f"127.0.0.1:{monitoring.metrics_port(job)}" in text
         assert f"127.0.0.1:{monitoring.ui_port(job)}" in text
+    assert f"127.0.0.1:{monitoring.metrics_port_collectors}" in text
+    assert f"127.0.0.1:{cfg.connect_metrics_port}" in text
