@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 from jobs.topics import wait_for_cdc
@@ -91,6 +92,15 @@ def collect(data_dir: Path, beijing_rows: int, live: bool) -> None:
     run([PY, "-m", "collectors", "replay", "--dataset", "beijing", "--limit", str(beijing_rows), "--files", *beijing])
 
 
+LAG_QUERY = "sum by (query) (aqstream_records_behind_latest)"
+
+
+def lag_graph_url(prometheus_url: str, range_input: str = "15m") -> str:
+    """The Prometheus graph page of every query's records behind latest (its classic UI's URL parameters)."""
+    params = {"g0.expr": LAG_QUERY, "g0.tab": "0", "g0.range_input": range_input}
+    return f"{prometheus_url}/graph?{urllib.parse.urlencode(params)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stack.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -117,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         connector.wait_running(stack.connect_url, definition["name"])
         step("Replaying recorded real readings through the collectors")
         collect(args.data_dir, args.beijing_rows, args.live)
+        print(f"\nPrometheus graphs each job's lag while it runs: {lag_graph_url(stack.cfg.prometheus_url)}")
         step("raw_to_mongo (spark-submit; Spark UI on http://localhost:4040 while it runs)")
         run([PY, "-m", "jobs.submit", "raw_to_mongo", "--available-now"])
         step("Waiting for Debezium to emit every change")
