@@ -91,8 +91,12 @@ prometheus-rules: prometheus-tool ## check and unit-test the alert rules (conf/p
 	stack/tools/prometheus.sh promtool check rules conf/prometheus/rules.yml
 	stack/tools/prometheus.sh promtool test rules conf/prometheus/rules_test.yml
 
+.PHONY: browser-tool
+browser-tool: ## unpack Debian's chromium and chromedriver (and libraries missing here) into .tools/bin, not system-wide; cached
+	stack/tools/chromium.sh install
+
 .PHONY: test-unit
-test-unit: venv compose-tool prometheus-tool ## unit tier: transforms, parsers, schemas (no services)
+test-unit: venv compose-tool prometheus-tool browser-tool ## unit tier: transforms, parsers, schemas (no services)
 	$(PYTEST) -m unit tests/unit
 
 .PHONY: test-integration
