@@ -57,7 +57,7 @@ def test_the_scrape_config_template_renders_to_a_valid_config(promtool, tmp_path
     values = {
         "host": "127.0.0.1",
         "prometheus_port": "9090",
-        "collectors_metrics_port": "9403",
+        "collectors_metrics_port": str(monitoring.metrics_port_collectors),
         "rules_file": str(RULES_DIR / "rules.yml"),
         **{f"metrics_port_{job}": str(monitoring.metrics_port(job)) for job in JOBS},
         **{f"ui_port_{job}": str(monitoring.ui_port(job)) for job in JOBS},
@@ -70,3 +70,4 @@ def test_the_scrape_config_template_renders_to_a_valid_config(promtool, tmp_path
     for job in JOBS:
         assert f"127.0.0.1:{monitoring.metrics_port(job)}" in text
         assert f"127.0.0.1:{monitoring.ui_port(job)}" in text
+    assert f"127.0.0.1:{monitoring.metrics_port_collectors}" in text
