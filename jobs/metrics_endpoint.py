@@ -1,7 +1,8 @@
 """The ``/metrics`` HTTP endpoint that serves one prometheus-client registry, shared by the jobs
 (:mod:`jobs.metrics`) and the collectors (:mod:`collectors.metrics`), and their namespace.
 
-No Spark here: the collectors import it without loading PySpark.
+It holds nothing of the jobs' own (:mod:`jobs.metrics` reads the Spark progress registry), so the
+collectors share it without depending on the streaming side.
 """
 
 from __future__ import annotations
