@@ -20,13 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collectors import openaq, openmeteo, replay
 from collectors.httpclient import HttpClient, HttpError, HttpSettings
+from collectors.metrics import CollectorMetrics
 from collectors.sink import KafkaSettings, KafkaSink, NdjsonSink, SendReport, SentState, Spool
 from collectors.stations import load_cities
 from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.metrics_endpoint import serve
 
 log = logging.getLogger("collectors")
 
@@ -49,6 +51,12 @@ class CollectorSettings(BaseModel):
     spool_dir: Path
     out: Path | None = None  # NDJSON instead of Kafka ("-" = stdout)
     every: timedelta | None = None
+    metrics_host: str
+    metrics_port: int = Field(ge=0, le=65535)  # the /metrics endpoint while the run lasts; 0: none
+
+
+# what one collection gives: its readings, and the readings it dropped by reason
+Collected = tuple[list[dict[str, Any]], dict[str, int]]
 
 
 def parse_interval(text: str) -> timedelta:
@@ -103,6 +111,11 @@ def _common(parser: argparse.ArgumentParser, scheduled: bool) -> None:
         http.add_argument("--timeout", type=float, default=30.0, help="read timeout, seconds")
         http.add_argument("--retries", type=int, default=5)
         http.add_argument("--backoff-base", type=float, default=1.0, help="seconds; doubled per retry, jittered")
+    parser.add_argument_group("monitoring").add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics here while running (default: monitoring.metrics_port_collectors; 0: off)",
+    )
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -163,6 +176,8 @@ def settings_from_args(args: argparse.Namespace, pipeline: PipelineConfig) -> Co
         spool_dir=args.spool_dir,
         out=out,
         every=getattr(args, "every", None),
+        metrics_host=pipeline.monitoring.metrics_host,
+        metrics_port=pipeline.monitoring.metrics_port_collectors if args.metrics_port is None else args.metrics_port,
     )
 
 
@@ -196,9 +211,10 @@ def next_aligned(now: datetime, every: timedelta) -> datetime:
 
 def run_scheduled(
     source: str,
-    collect: Callable[[datetime, SentState | None], list[dict[str, Any]]],
+    collect: Callable[[datetime, SentState | None], Collected],
     settings: CollectorSettings,
     stop: threading.Event,
+    metrics: CollectorMetrics,
 ) -> int:
     sink = make_sink(settings)
     # only a Kafka run keeps the per-station high-water mark (a dry run must show everything)
@@ -207,14 +223,20 @@ def run_scheduled(
         while True:
             now = datetime.now(UTC)
             try:
-                readings = collect(now, state)
+                readings, dropped = collect(now, state)
             except HttpError as exc:
+                metrics.fetch_failed()
                 if settings.every is None or (exc.status is not None and 400 <= exc.status < 500):
                     raise
                 log.error("%s: %s; next try at the next interval", source, exc)
-                readings = []
+                readings, dropped = [], {}
+            else:
+                metrics.fetch_succeeded(len(readings))
             fresh = [r for r in readings if state is None or state.is_new(r)]
+            for reason, n in {**dropped, "already_sent": len(readings) - len(fresh)}.items():
+                metrics.dropped(reason, n)
             report = sink.send(fresh)
+            metrics.delivered(report)
             if state is not None:
                 state.record(fresh)
             log.info(
@@ -231,14 +253,16 @@ def run_scheduled(
     return 0
 
 
-def _openmeteo(args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event) -> int:
+def _openmeteo(
+    args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event, metrics: CollectorMetrics
+) -> int:
     if not 0 <= args.past_days <= MAX_PAST_DAYS:
         raise UsageError(f"--past-days must be 0..{MAX_PAST_DAYS}")
     cities = load_cities(args.config)
     if args.city:
         cities = cities.model_copy(update={"cities": [cities.by_id(c) for c in args.city]})
 
-    def collect(now: datetime, state: SentState | None) -> list[dict[str, Any]]:
+    def collect(now: datetime, state: SentState | None) -> Collected:
         if args.from_file:
             response = json.loads(args.from_file.read_text())
             station = openmeteo.station_for(response, cities)
@@ -248,18 +272,19 @@ def _openmeteo(args: argparse.Namespace, settings: CollectorSettings, stop: thre
             log.info(
                 "openmeteo %s: %d observed hours, %d forecast dropped", args.from_file.name, len(readings), dropped
             )
-            return readings
+            return readings, {"forecast": dropped}
         past_days = args.past_days
         oldest = state.oldest_newest() if state else None
         if oldest is not None:  # reach back to the last hour sent, so a restart leaves no gap
             past_days = max(past_days, min(MAX_PAST_DAYS, math.ceil((now - oldest) / timedelta(days=1))))
-        client = HttpClient(settings.http)
+        client = HttpClient(settings.http, metrics=metrics)
         try:
-            return openmeteo.fetch(client, cities, past_days, now)
+            readings, forecast = openmeteo.fetch(client, cities, past_days, now)
+            return readings, {"forecast": forecast}
         finally:
             client.close()
 
-    return run_scheduled("openmeteo", collect, settings, stop)
+    return run_scheduled("openmeteo", collect, settings, stop, metrics)
 
 
 def _openaq_from_files(paths: list[Path]) -> list[dict[str, Any]]:
@@ -270,7 +295,9 @@ def _openaq_from_files(paths: list[Path]) -> list[dict[str, Any]]:
     return openaq.readings_from_latest(locations, measurements, ingested_at=datetime.now(UTC))
 
 
-def _openaq(args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event) -> int:
+def _openaq(
+    args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event, metrics: CollectorMetrics
+) -> int:
     ids = [int(i) for i in args.location_ids.split(",")] if args.location_ids else None
     key = os.environ.get(openaq.API_KEY_ENV, "").strip()
     if not args.from_file:
@@ -279,19 +306,21 @@ def _openaq(args: argparse.Namespace, settings: CollectorSettings, stop: threadi
         if not (args.country or args.bbox or ids):
             raise UsageError("choose locations: --country, --bbox or --location-ids")
 
-    def collect(now: datetime, state: SentState | None) -> list[dict[str, Any]]:
+    def collect(now: datetime, state: SentState | None) -> Collected:
         if args.from_file:
-            return _openaq_from_files(args.from_file)
-        client = HttpClient(settings.http, headers={"X-API-Key": key}, hints=openaq.HINTS)
+            return _openaq_from_files(args.from_file), {}
+        client = HttpClient(settings.http, headers={"X-API-Key": key}, hints=openaq.HINTS, metrics=metrics)
         try:
-            return openaq.fetch(client, country=args.country, bbox=args.bbox, location_ids=ids)
+            return openaq.fetch(client, country=args.country, bbox=args.bbox, location_ids=ids), {}
         finally:
             client.close()
 
-    return run_scheduled("openaq", collect, settings, stop)
+    return run_scheduled("openaq", collect, settings, stop, metrics)
 
 
-def _replay(args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event) -> int:
+def _replay(
+    args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event, metrics: CollectorMetrics
+) -> int:
     mapping = None
     if args.dataset != "ndjson" or args.mapping:
         mapping = replay.load_mapping(args.mapping or REPO_ROOT / "conf" / "mappings" / f"{args.dataset}.json")
@@ -304,11 +333,18 @@ def _replay(args: argparse.Namespace, settings: CollectorSettings, stop: threadi
     # paced: send each reading as it falls due; as fast as possible: send in batches
     batch_size = 1 if args.speed is not None else settings.kafka.batch_size
 
+    def send() -> None:
+        if batch:
+            metrics.fetched(len(batch))
+        report = sink.send(batch)  # an empty batch still drains the spool
+        metrics.delivered(report)
+        total.add(report)
+        batch.clear()
+
     def emit(reading: dict[str, Any]) -> None:
         batch.append(reading)
         if len(batch) >= batch_size:
-            total.add(sink.send(batch))
-            batch.clear()
+            send()
 
     try:
         count = replay.replay(
@@ -321,12 +357,17 @@ def _replay(args: argparse.Namespace, settings: CollectorSettings, stop: threadi
             restamp=args.restamp,
             stop=stop,
         )
-        total.add(sink.send(batch))
-        batch.clear()
+        send()
     finally:
         sink.close()
     log.info("replay %s: %d readings, sent %d, spooled %d", args.dataset, count, total.sent, total.spooled)
     return 0
+
+
+def run(args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event, metrics: CollectorMetrics) -> int:
+    """Run the collector ``args.command`` names, counting into ``metrics`` (serving them is ``main``'s job)."""
+    command = {"openmeteo": _openmeteo, "openaq": _openaq, "replay": _replay}[args.command]
+    return command(args, settings, stop, metrics)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,8 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     previous = install_stop_handlers(stop)
     try:
         settings = settings_from_args(args, load_config())
-        command = {"openmeteo": _openmeteo, "openaq": _openaq, "replay": _replay}[args.command]
-        return command(args, settings, stop)
+        metrics = CollectorMetrics(args.command)
+        server = serve(settings.metrics_host, settings.metrics_port, metrics.registry)
+        if server is not None:
+            log.info("metrics at %s", server.url)
+        try:
+            return run(args, settings, stop, metrics)
+        finally:
+            if server is not None:  # the endpoint lives as long as the run
+                server.close()
     except (UsageError, ConfigError) as exc:
         log.error("%s", exc)
         return 2

@@ -6,6 +6,9 @@ and when the rate-limit headers say the quota is spent (``x-ratelimit-remaining:
 waits ``x-ratelimit-reset`` seconds before the next call. Any other 4xx fails at once: retrying
 cannot fix a bad key or a bad parameter, so the error says what to change. Header values (the
 API key) never appear in a message; query parameters that look like secrets are redacted.
+Given a :class:`~collectors.metrics.CollectorMetrics`, the client counts every attempt, every failed
+one by kind (the status code, ``timeout``, ``connection``, ``invalid_json``), every retry, and the
+seconds it waited by cause.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field
+
+from collectors.metrics import CollectorMetrics
 
 log = logging.getLogger("collectors.http")
 
@@ -49,9 +54,10 @@ class HttpError(RuntimeError):
 
 
 class _Retryable(Exception):
-    def __init__(self, reason: str, wait_s: float | None = None):
+    def __init__(self, reason: str, kind: str, wait_s: float | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind  # the metrics' label: the status code, timeout, connection, invalid_json
         self.wait_s = wait_s
 
 
@@ -88,6 +94,7 @@ class HttpClient:
         hints: Mapping[int, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        metrics: CollectorMetrics | None = None,
     ):
         self.settings = settings
         self.session = requests.Session()
@@ -97,6 +104,7 @@ class HttpClient:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.requests_made = 0
+        self.metrics = metrics
         self._quota_wait_s = 0.0
 
     def close(self) -> None:
@@ -114,14 +122,23 @@ class HttpClient:
             if self._quota_wait_s:
                 wait, self._quota_wait_s = self._quota_wait_s, 0.0
                 log.info("rate-limit quota spent: waiting %.1fs", wait)
+                self._count_wait("quota", wait)
                 self.sleep(wait)
             try:
                 return self._once(url, params, where)
+            except HttpError as refused:
+                if self.metrics is not None:
+                    self.metrics.http_failed(str(refused.status), retried=False)
+                raise
             except _Retryable as retry:
                 last_reason = retry.reason
-                if attempt == self.settings.max_retries:
+                retried = attempt < self.settings.max_retries
+                if self.metrics is not None:
+                    self.metrics.http_failed(retry.kind, retried=retried)
+                if not retried:
                     break
                 wait = retry.wait_s if retry.wait_s is not None else self.backoff_s(attempt)
+                self._count_wait("backoff" if retry.wait_s is None else "retry_after", wait)
                 log.warning(
                     "GET %s: %s; retry %d/%d in %.2fs",
                     where,
@@ -133,25 +150,31 @@ class HttpClient:
                 self.sleep(wait)
         raise HttpError(f"GET {where} failed after {self.settings.max_retries + 1} attempts: {last_reason}")
 
+    def _count_wait(self, cause: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.http_waited(cause, seconds)
+
     def _once(self, url: str, params: Mapping[str, Any] | None, where: str) -> Any:
         self.requests_made += 1
+        if self.metrics is not None:
+            self.metrics.http_request()
         try:
             response = self.session.get(
                 url, params=params, timeout=(self.settings.connect_timeout_s, self.settings.read_timeout_s)
             )
         except requests.Timeout as exc:
-            raise _Retryable(f"timed out ({type(exc).__name__})") from None
+            raise _Retryable(f"timed out ({type(exc).__name__})", "timeout") from None
         except requests.ConnectionError as exc:
-            raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+            raise _Retryable(f"connection failed ({type(exc).__name__})", "connection") from None
         self._note_quota(response)
         status = response.status_code
         if status == 429:
             wait = parse_retry_after(response.headers.get("Retry-After"))
             raise _Retryable(
-                "HTTP 429 Too Many Requests", None if wait is None else min(wait, self.settings.max_wait_s)
+                "HTTP 429 Too Many Requests", "429", None if wait is None else min(wait, self.settings.max_wait_s)
             )
         if status >= 500:
-            raise _Retryable(f"HTTP {status}")
+            raise _Retryable(f"HTTP {status}", str(status))
         if status >= 400:
             hint = self.hints.get(status) or _DEFAULT_HINTS.get(status, "check the request parameters")
             detail = _short_detail(response)
@@ -160,7 +183,7 @@ class HttpClient:
             return response.json()
         except ValueError:
             raise _Retryable(
-                f"HTTP {status} with a body that is not complete JSON ({len(response.content)} bytes)"
+                f"HTTP {status} with a body that is not complete JSON ({len(response.content)} bytes)", "invalid_json"
             ) from None
 
     def _note_quota(self, response: requests.Response) -> None:

@@ -176,13 +176,15 @@ def readings_from_response(
     return [readings[ts] for ts in sorted(readings)], forecast
 
 
-def fetch(client: HttpClient, cities: CitiesConfig, past_days: int, now: datetime) -> list[dict[str, Any]]:
-    """One request per configured city; readings of the observed hours."""
+def fetch(client: HttpClient, cities: CitiesConfig, past_days: int, now: datetime) -> tuple[list[dict[str, Any]], int]:
+    """One request per configured city: (readings of the observed hours, count of forecast hours dropped)."""
     out: list[dict[str, Any]] = []
+    dropped = 0
     for city in cities.cities:
         response = client.get_json(API_URL, request_params(city.lat, city.lon, past_days))
         station = city.station(SOURCE).model_copy(update={"lat": response["latitude"], "lon": response["longitude"]})
         readings, forecast = readings_from_response(response, station, now=now, ingested_at=datetime.now(UTC))
         log.info("openmeteo %s: %d observed hours, %d forecast hours dropped", city.id, len(readings), forecast)
         out += readings
-    return out
+        dropped += forecast
+    return out, dropped

@@ -168,14 +168,15 @@ JOBS = ("raw_to_mongo", "cdc_to_cassandra")
 
 
 class MonitoringConfig(_Section):
-    """Where each job serves its metrics (``jobs/metrics.py``) and its Spark UI (docs/monitoring.md)."""
+    """Where each job serves its metrics (``jobs/metrics.py``) and its Spark UI, and where a running
+    collector serves its own (``collectors/metrics.py``) (docs/monitoring.md)."""
 
-    # the address the jobs' metrics servers listen on (loopback: a local Prometheus scrapes them)
+    # the address the metrics servers listen on (loopback: a local Prometheus scrapes them)
     metrics_host: str = Field(default="127.0.0.1", min_length=1)
     # each job's Prometheus endpoint (/metrics); 0 disables it
     metrics_port_raw_to_mongo: int = Field(default=9401, ge=0, le=65535)
     metrics_port_cdc_to_cassandra: int = Field(default=9402, ge=0, le=65535)
-    # the collectors' endpoint while they run (collectors/metrics.py); 0 disables it
+    # a collector's endpoint while it runs (``--metrics-port`` overrides it); 0 disables it
     metrics_port_collectors: int = Field(default=9403, ge=0, le=65535)
     # each job's Spark UI (and its /metrics/prometheus), fixed so a scrape config can name it
     ui_port_raw_to_mongo: int = Field(default=4040, ge=1, le=65535)
@@ -183,9 +184,10 @@ class MonitoringConfig(_Section):
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> MonitoringConfig:
-        ports = [p for p in (*map(self.metrics_port, JOBS), *map(self.ui_port, JOBS)) if p]
+        metrics_ports = (*map(self.metrics_port, JOBS), self.metrics_port_collectors)
+        ports = [p for p in (*metrics_ports, *map(self.ui_port, JOBS)) if p]
         if len(set(ports)) != len(ports):
-            raise ValueError(f"the jobs' metrics and UI ports must differ, got {ports}")
+            raise ValueError(f"the metrics and UI ports must differ, got {ports}")
         return self
 
     def metrics_port(self, job: str) -> int:

@@ -12,18 +12,15 @@ Counters count since the job's process started (a restart resets them, which ``r
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prometheus_client import start_http_server
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from jobs import metrics_endpoint
+from jobs.metrics_endpoint import NAMESPACE, MetricsServer
 from jobs.progress import REGISTRY, Registry
-
-NAMESPACE = "aqstream"
-log = logging.getLogger("aqstream.monitoring")
 
 # log_batch counts with a meaning of their own, by the query that logs them: (count key, metric, help)
 QUARANTINE_KEYS = ("quarantined", "quarantine")  # raw_to_mongo's, cdc_to_cassandra's
@@ -163,31 +160,6 @@ def collector_registry(registry: Registry = REGISTRY) -> CollectorRegistry:
     return exported
 
 
-class MetricsServer:
-    """The HTTP endpoint of one job's metrics, on a daemon thread; ``close`` stops it."""
-
-    def __init__(self, host: str, port: int, registry: Registry = REGISTRY):
-        self._httpd, self._thread = start_http_server(port, addr=host, registry=collector_registry(registry))
-        self.host = host
-        self.port = self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}/metrics"
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-
 def serve(host: str, port: int, registry: Registry = REGISTRY) -> MetricsServer | None:
-    """Start a job's metrics endpoint; None when ``port`` is 0 (disabled) or taken: monitoring never
-    stops a job (the warning says so, and Prometheus' ``up`` shows the target down)."""
-    if port == 0:
-        return None
-    try:
-        return MetricsServer(host, port, registry)
-    except OSError as exc:
-        log.warning("metrics endpoint not started on %s:%d: %s", host, port, exc)
-        return None
+    """Start a job's metrics endpoint (:func:`jobs.metrics_endpoint.serve`: None when disabled or taken)."""
+    return metrics_endpoint.serve(host, port, collector_registry(registry))

@@ -43,6 +43,7 @@ from pyspark.sql import SparkSession
 
 from jobs import cdc_to_cassandra, metrics, progress, raw_to_mongo
 from jobs.config import PipelineConfig, load_config
+from jobs.metrics_endpoint import MetricsServer
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from jobs.topics import cdc_document_id, cdc_envelope, read_topic, topic_records, topic_size, wait_for_cdc
 from jobs.transforms.raw_readings import bronze_readings
@@ -453,7 +454,7 @@ def monitoring(spark: SparkSession, on: bool) -> Iterator[None]:
         yield
         return
     listener = progress.register(spark)
-    server = metrics.MetricsServer("127.0.0.1", 0)
+    server = MetricsServer("127.0.0.1", 0, metrics.collector_registry())
     stop = threading.Event()
 
     def scrape() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.metrics import MetricsServer, serve
+from jobs.metrics import collector_registry, serve
+from jobs.metrics_endpoint import MetricsServer
 from jobs.progress import Registry, progress_record
 
 OFFSETS = Path(__file__).parent / "data" / "checkpoint_offsets"
@@ -61,7 +62,7 @@ def test_the_endpoint_serves_the_registry(kafka_progress):
     registry.record_batch("cdc_to_cassandra", 0, 6, 0.3, {}, {"upsert": 5, "quarantine": 1, "late": 2})
     registry.record_batch("cdc_to_cassandra_aggregates", 0, 5, 0.3, {}, {"written": 9, "emptied": 1})
 
-    server = MetricsServer("127.0.0.1", 0, registry)  # an ephemeral port, never a stack port
+    server = MetricsServer("127.0.0.1", 0, collector_registry(registry))  # an ephemeral port, never a stack port
     assert server.port > 0
     try:
         got = scrape(server.url)
@@ -100,7 +101,7 @@ def test_the_endpoint_serves_the_registry(kafka_progress):
 def test_port_zero_in_the_config_disables_and_a_taken_port_does_not_stop_the_job():
     registry = Registry()
     assert serve("127.0.0.1", 0, registry) is None
-    first = MetricsServer("127.0.0.1", 0, registry)
+    first = MetricsServer("127.0.0.1", 0, collector_registry(registry))
     try:
         assert serve("127.0.0.1", first.port, registry) is None  # taken: warned, not raised
     finally:
