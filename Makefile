@@ -64,6 +64,10 @@ down: ## stop the local stack
 status: ## show each service of the local stack: pid, port, health, memory
 	$(PY) -m stack status
 
+.PHONY: consumer-groups
+consumer-groups: venv jars ## each query's committed offsets and lag, as the pinned Kafka's kafka-consumer-groups.sh --describe shows them
+	$(PY) -m jobs.consumer_groups
+
 .PHONY: lint
 lint: venv ## ruff check and format check
 	$(PY) -m ruff check .

@@ -181,6 +181,10 @@ class MonitoringConfig(_Section):
     # each job's Spark UI (and its /metrics/prometheus), fixed so a scrape config can name it
     ui_port_raw_to_mongo: int = Field(default=4040, ge=1, le=65535)
     ui_port_cdc_to_cassandra: int = Field(default=4041, ge=1, le=65535)
+    # after each batch, its end offsets are committed to the Kafka consumer group <prefix><query name>, so
+    # kafka-consumer-groups.sh and Kafka UIs show each query's lag (reporting only: no job reads them)
+    consumer_group_commits: bool = True
+    consumer_group_prefix: str = Field(default="aqstream.", pattern=r"^[A-Za-z0-9._-]*$")
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> MonitoringConfig:
@@ -195,6 +199,10 @@ class MonitoringConfig(_Section):
 
     def ui_port(self, job: str) -> int:
         return getattr(self, f"ui_port_{job}")
+
+    def consumer_group(self, query: str) -> str:
+        """The consumer group a query's committed offsets are reported to (``aqstream.raw_to_mongo``)."""
+        return f"{self.consumer_group_prefix}{query}"
 
 
 class PipelineConfig(_Section):

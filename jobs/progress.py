@@ -12,6 +12,9 @@ The latest values and running totals per query live in :data:`REGISTRY`, a plain
 object: ``log_batch`` feeds it from the batch thread, the listener from Spark's listener thread, and
 :mod:`jobs.metrics` reads it to serve Prometheus gauges. Nothing here runs on a batch's Spark jobs:
 Spark posts the events asynchronously after the batch, on its listener bus.
+
+Given a :class:`jobs.group_offsets.GroupOffsetCommitter`, the listener also commits each batch's
+end offsets to the query's Kafka consumer group, for Kafka's own tools.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
 from jobs.checkpoint import kafka_offsets
+
+if TYPE_CHECKING:
+    from jobs.group_offsets import GroupOffsetCommitter
 
 PROGRESS_LOG = logging.getLogger("aqstream.progress")
 log = logging.getLogger("aqstream.monitoring")
@@ -216,12 +222,20 @@ class ProgressListener(StreamingQueryListener):
     """Logs every progress and idle event as one JSON line and keeps the latest values in a registry.
 
     Spark calls it on its listener bus thread (through Py4J's callback server): never on a batch's
-    path. A failure here is logged, never raised into Spark.
+    path. A failure here is logged, never raised into Spark. With ``group_offsets`` it commits each
+    batch's end offsets to the query's consumer group after logging it, and closes the query's client
+    when the query terminates.
     """
 
-    def __init__(self, registry: Registry = REGISTRY, logger: logging.Logger = PROGRESS_LOG):
+    def __init__(
+        self,
+        registry: Registry = REGISTRY,
+        logger: logging.Logger = PROGRESS_LOG,
+        group_offsets: GroupOffsetCommitter | None = None,
+    ):
         self.registry = registry
         self.logger = logger
+        self.group_offsets = group_offsets
 
     def onQueryStarted(self, event: Any) -> None:
         try:
@@ -245,6 +259,8 @@ class ProgressListener(StreamingQueryListener):
         try:
             name = self.registry.name_of(str(event.id)) or str(event.id)
             self.registry.record_terminated(name, event.exception)
+            if self.group_offsets is not None:
+                self.group_offsets.close_query(name)
         except Exception:  # noqa: BLE001
             log.exception("progress listener: query terminated")
 
@@ -256,6 +272,8 @@ class ProgressListener(StreamingQueryListener):
         batch = self.registry.record_progress(record)
         line = {"event": "progress", **_without_offsets(record), "batch": batch}
         self.logger.info(json.dumps(line, sort_keys=True))
+        if self.group_offsets is not None:
+            self.group_offsets.commit(record)
         return line
 
     def on_idle(self, query_id: str, timestamp: str | None) -> dict[str, Any]:
@@ -286,8 +304,11 @@ def _without_offsets(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def register(spark: Any, registry: Registry = REGISTRY) -> ProgressListener:
-    """Add a :class:`ProgressListener` feeding ``registry`` to ``spark``'s streaming query manager."""
-    listener = ProgressListener(registry)
+def register(
+    spark: Any, registry: Registry = REGISTRY, group_offsets: GroupOffsetCommitter | None = None
+) -> ProgressListener:
+    """Add a :class:`ProgressListener` feeding ``registry`` (and committing to consumer groups with
+    ``group_offsets``, when given) to ``spark``'s streaming query manager."""
+    listener = ProgressListener(registry, group_offsets=group_offsets)
     spark.streams.addListener(listener)
     return listener

@@ -19,6 +19,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs import metrics, progress
 from jobs.config import PipelineConfig, interval_seconds, load_config_or_report
+from jobs.group_offsets import committer_for
 from jobs.session import build_spark
 
 StartQueries = Callable[[SparkSession, PipelineConfig, bool], list[StreamingQuery]]
@@ -129,6 +130,7 @@ def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] |
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs each connection at INFO
     config = load_config_or_report(args.config)
     if config is None:
         return 2
@@ -136,17 +138,28 @@ def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] |
     log = logging.getLogger(f"aqstream.{name}")
     ui = spark.sparkContext.uiWebUrl
     log.info("Spark UI at %s (Spark's metrics: %s/metrics/prometheus)", ui, ui)
-    progress.register(spark)  # one JSON line per progress/idle event on aqstream.progress
     monitoring = config.monitoring
+    # each batch's end offsets to the consumer group <prefix><query>, for kafka-consumer-groups.sh
+    group_offsets = committer_for(config.kafka.bootstrap_servers, monitoring)
+    # one JSON line per progress/idle event on aqstream.progress
+    progress.register(spark, group_offsets=group_offsets)
     server = metrics.serve(monitoring.metrics_host, monitoring.metrics_port(name))
     if server is not None:
         log.info("metrics at %s", server.url)
+    queries: list[StreamingQuery] = []
     try:
         queries = start(spark, config, args.available_now)
         for query in queries:
             log.info("query %s running (id %s)", query.name, query.id)
+        if group_offsets is not None:
+            groups = ", ".join(monitoring.consumer_group(query.name) for query in queries)
+            log.info("committed offsets reported to the consumer groups %s", groups)
         await_all(queries)  # raises if a batch failed: the job exits non-zero, loudly
     finally:
+        if group_offsets is not None:
+            # the listener may not get the last progress events before the process exits
+            group_offsets.commit_last(queries)
+            group_offsets.close()
         if server is not None:
             server.close()
     return 0
