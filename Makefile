@@ -64,6 +64,14 @@ down: ## stop the local stack
 status: ## show each service of the local stack: pid, port, health, memory
 	$(PY) -m stack status
 
+.PHONY: history
+history: venv ## start Spark's history server on the jobs' event logs (monitoring.event_log_dir), print its URL
+	$(PY) -m jobs.history start
+
+.PHONY: history-stop
+history-stop: ## stop Spark's history server
+	$(PY) -m jobs.history stop
+
 .PHONY: lint
 lint: venv ## ruff check and format check
 	$(PY) -m ruff check .

@@ -168,7 +168,8 @@ JOBS = ("raw_to_mongo", "cdc_to_cassandra")
 
 
 class MonitoringConfig(_Section):
-    """Where each job serves its metrics (``jobs/metrics.py``) and its Spark UI (docs/monitoring.md)."""
+    """Where each job serves its metrics (``jobs/metrics.py``), its Spark UI and its event logs, and what
+    ``python -m jobs.status`` asks (docs/monitoring.md)."""
 
     # the address the jobs' metrics servers listen on (loopback: a local Prometheus scrapes them)
     metrics_host: str = Field(default="127.0.0.1", min_length=1)
@@ -178,12 +179,27 @@ class MonitoringConfig(_Section):
     # each job's Spark UI (and its /metrics/prometheus), fixed so a scrape config can name it
     ui_port_raw_to_mongo: int = Field(default=4040, ge=1, le=65535)
     ui_port_cdc_to_cassandra: int = Field(default=4041, ge=1, le=65535)
+    # the jobs' Spark event logs (spark.eventLog.dir), which Spark's history server reads (make history):
+    # a local folder (relative: to the repo root) or a URI such as hdfs://… or s3a://… (kept as text: a
+    # Path would fold its "//")
+    event_log_dir: str = Field(default=".runs/spark-events", min_length=1, validate_default=True)
+    # the history server's UI port (on loopback)
+    history_port: int = Field(default=18080, ge=1, le=65535)
+    # Kafka Connect's REST API, where jobs.status reads the Debezium connector's state
+    connect_url: str = Field(default="http://127.0.0.1:8083", pattern=r"^https?://")
+    # the Debezium connector jobs.status checks; unset: the name in conf/debezium/mongodb-readings.json
+    connector_name: str | None = Field(default=None, min_length=1)
+
+    _event_log_path = field_validator("event_log_dir")(
+        classmethod(lambda cls, v: v if "://" in v or Path(v).is_absolute() else str(REPO_ROOT / v))
+    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> MonitoringConfig:
-        ports = [p for p in (*map(self.metrics_port, JOBS), *map(self.ui_port, JOBS)) if p]
+        jobs_ports = (*map(self.metrics_port, JOBS), *map(self.ui_port, JOBS))
+        ports = [p for p in (*jobs_ports, self.history_port) if p]
         if len(set(ports)) != len(ports):
-            raise ValueError(f"the jobs' metrics and UI ports must differ, got {ports}")
+            raise ValueError(f"the jobs' metrics and UI ports and the history port must differ, got {ports}")
         return self
 
     def metrics_port(self, job: str) -> int:
