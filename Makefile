@@ -61,8 +61,18 @@ down: ## stop the local stack
 	$(PY) -m stack down
 
 .PHONY: status
-status: ## show each service of the local stack: pid, port, health, memory
-	$(PY) -m stack status
+status: ## the stack's services (pid, port, health, memory), then each job's state, batches, lag (jobs.status)
+	@$(PY) -m stack status; stack=$$?; \
+	$(PY) -m jobs.status $(STATUS_ARGS); jobs=$$?; \
+	exit $$(( jobs != 0 ? jobs : stack ))
+
+.PHONY: history
+history: venv ## start Spark's history server on the jobs' event logs (monitoring.event_log_dir), print its URL
+	$(PY) -m jobs.history start
+
+.PHONY: history-stop
+history-stop: ## stop Spark's history server
+	$(PY) -m jobs.history stop
 
 .PHONY: consumer-groups
 consumer-groups: venv jars ## each query's committed offsets and lag, as the pinned Kafka's kafka-consumer-groups.sh --describe shows them

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +43,14 @@ def _batch_ids(spark: SparkSession, folder: str) -> list[int]:
         return []
     names = [status.getPath().getName() for status in fs.listStatus(hadoop_path)]
     return sorted(int(name) for name in names if name.isdigit())
+
+
+def _modified_at(spark: SparkSession, path: str) -> float:
+    """A checkpoint file's modification time, unix seconds."""
+    jvm = spark._jvm  # noqa: SLF001
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
+    return fs.getFileStatus(hadoop_path).getModificationTime() / 1000
 
 
 def query_id(spark: SparkSession, checkpoint: str) -> str:
@@ -101,6 +110,31 @@ def committed_end_offsets(spark: SparkSession, checkpoint: str) -> dict[str, dic
     if not commits:
         return {}
     return batch_end_offsets(spark, checkpoint, commits[-1]) or {}
+
+
+@dataclass(frozen=True)
+class CommittedBatch:
+    """A query's last committed batch as its checkpoint records it."""
+
+    batch_id: int
+    committed_at: float  # unix seconds: when ``commits/<batch_id>`` was written
+    end_offsets: dict[str, dict[int, int]] | None  # of a one-Kafka-source query
+    watermark: datetime | None  # naive UTC; None when the query has no event-time watermark
+
+
+def last_committed_batch(spark: SparkSession, checkpoint: str) -> CommittedBatch | None:
+    """The last batch ``checkpoint`` committed (None before the first): what a stopped query has done."""
+    commits = _batch_ids(spark, f"{checkpoint}/commits")
+    if not commits:
+        return None
+    batch_id = commits[-1]
+    watermark = batch_watermark(spark, checkpoint, batch_id)
+    return CommittedBatch(
+        batch_id=batch_id,
+        committed_at=_modified_at(spark, f"{checkpoint}/commits/{batch_id}"),
+        end_offsets=batch_end_offsets(spark, checkpoint, batch_id),
+        watermark=None if watermark is None or watermark == datetime(1970, 1, 1) else watermark,
+    )
 
 
 class QueryId:

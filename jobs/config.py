@@ -168,8 +168,9 @@ JOBS = ("raw_to_mongo", "cdc_to_cassandra")
 
 
 class MonitoringConfig(_Section):
-    """Where each job serves its metrics (``jobs/metrics.py``) and its Spark UI, and where a running
-    collector serves its own (``collectors/metrics.py``) (docs/monitoring.md)."""
+    """Where each job serves its metrics (``jobs/metrics.py``), its Spark UI and its event logs, where a
+    running collector serves its own (``collectors/metrics.py``), and what ``python -m jobs.status``
+    asks (docs/monitoring.md)."""
 
     # the address the metrics servers listen on (loopback: a local Prometheus scrapes them)
     metrics_host: str = Field(default="127.0.0.1", min_length=1)
@@ -186,12 +187,27 @@ class MonitoringConfig(_Section):
     consumer_group_commits: bool = True
     consumer_group_prefix: str = Field(default="aqstream.", pattern=r"^[A-Za-z0-9._-]*$")
 
+    # the jobs' Spark event logs (spark.eventLog.dir), which Spark's history server reads (make history):
+    # a local folder (relative: to the repo root) or a URI such as hdfs://… or s3a://… (kept as text: a
+    # Path would fold its "//")
+    event_log_dir: str = Field(default=".runs/spark-events", min_length=1, validate_default=True)
+    # the history server's UI port (on loopback)
+    history_port: int = Field(default=18080, ge=1, le=65535)
+    # Kafka Connect's REST API, where jobs.status reads the Debezium connector's state
+    connect_url: str = Field(default="http://127.0.0.1:8083", pattern=r"^https?://")
+    # the Debezium connector jobs.status checks; unset: the name in conf/debezium/mongodb-readings.json
+    connector_name: str | None = Field(default=None, min_length=1)
+
+    _event_log_path = field_validator("event_log_dir")(
+        classmethod(lambda cls, v: v if "://" in v or Path(v).is_absolute() else str(REPO_ROOT / v))
+    )
+
     @model_validator(mode="after")
     def _distinct_ports(self) -> MonitoringConfig:
         metrics_ports = (*map(self.metrics_port, JOBS), self.metrics_port_collectors)
-        ports = [p for p in (*metrics_ports, *map(self.ui_port, JOBS)) if p]
+        ports = [p for p in (*metrics_ports, *map(self.ui_port, JOBS), self.history_port) if p]
         if len(set(ports)) != len(ports):
-            raise ValueError(f"the metrics and UI ports must differ, got {ports}")
+            raise ValueError(f"the metrics, UI and history ports must differ, got {ports}")
         return self
 
     def metrics_port(self, job: str) -> int:

@@ -71,6 +71,12 @@ class RegistryCollector(Collector):
             "records in the Kafka topic past the latest batch's end offsets (summed over partitions)",
             [*q, "topic"],
         )
+        end_offset = _family(
+            GaugeMetricFamily,
+            "source_end_offset",
+            "the latest batch's end offset per Kafka partition (what the query has read up to)",
+            [*q, "topic", "partition"],
+        )
         step = _family(GaugeMetricFamily, "batch_step_seconds", "the latest batch's wall time per step", [*q, "step"])
         counts = _family(
             CounterMetricFamily, "batch_records", "every count a job logs per batch, summed", [*q, "count"]
@@ -102,6 +108,10 @@ class RegistryCollector(Collector):
                 _maybe(watermark, name, progress["watermark_seconds"])
                 for topic, n in _records_behind(progress).items():
                     behind.add_metric([name, topic], n)
+                for source in progress["sources"]:
+                    for topic, parts in (source["end_offset"] or {}).items():
+                        for partition, offset in sorted(parts.items()):
+                            end_offset.add_metric([name, topic, str(partition)], offset)
             batch = state["batch"]
             if batch is not None:
                 for step_name, seconds in sorted(batch["steps"].items()):
@@ -121,7 +131,8 @@ class RegistryCollector(Collector):
                     if outcome in totals:
                         aggregates.add_metric([name, outcome], totals[outcome])
         yield from (active, idle, batches, rows, batch_id, last_progress, duration, input_rate, processing_rate)
-        yield from (trigger, watermark, behind, step, counts, quarantined, duplicates, *named.values(), aggregates)
+        yield from (trigger, watermark, behind, end_offset, step, counts, quarantined, duplicates)
+        yield from (*named.values(), aggregates)
 
 
 def _maybe(family: GaugeMetricFamily, name: str, value: float | None) -> None:

@@ -47,27 +47,62 @@ def spark_settings(config: PipelineConfig) -> dict[str, str]:
     return settings
 
 
+def event_log_settings(config: PipelineConfig) -> dict[str, str]:
+    """Spark's event log in ``monitoring.event_log_dir``, for the history server (``make history``).
+
+    Rolling: a streaming job runs for days and logs every micro-batch's jobs and stages; rolled files
+    (``eventlog_v2_<app>/events_<n>_…``, 128 MiB each) let the history server read a running job's log
+    without re-parsing one ever-growing file, and let old files be compacted or deleted."""
+    return {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": path_uri(config.monitoring.event_log_dir),
+        "spark.eventLog.rolling.enabled": "true",
+        "spark.eventLog.rolling.maxFileSize": "128m",
+    }
+
+
+def path_uri(path: str | Path) -> str:
+    """A configured folder as Spark wants it: a local one as a ``file:`` URI, a URI (hdfs://, s3a://) as is."""
+    return str(path) if "://" in str(path) else Path(path).as_uri()
+
+
+def ensure_local_dir(uri: str) -> None:
+    """Create a local folder Spark needs to exist (an event log dir: the context fails to start
+    without it); object stores have no folders to create."""
+    if uri.startswith("file:"):
+        Path(uri.removeprefix("file:")).mkdir(parents=True, exist_ok=True)
+
+
 def build_spark(
-    config: PipelineConfig, app_name: str, master: str | None = None, ui_port: int | None = None
+    config: PipelineConfig,
+    app_name: str,
+    master: str | None = None,
+    ui_port: int | None = None,
+    event_log: bool = True,
 ) -> SparkSession:
     """Get or create the session. Under spark-submit the launcher's own settings win.
 
     ``ui_port``: the job's fixed Spark UI port (``monitoring.ui_port_<job>``). A taken port moves the UI
-    to the next free one (Spark's port retries): the job logs the address it got."""
+    to the next free one (Spark's port retries): the job logs the address it got. ``event_log``: write
+    Spark's event log for the history server (:func:`event_log_settings`)."""
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
     settings = spark_settings(config)
     if ui_port is not None:
         settings["spark.ui.port"] = str(ui_port)
+    if event_log:
+        settings.update(event_log_settings(config))
+        ensure_local_dir(settings["spark.eventLog.dir"])
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
 
 def tool_session(config: PipelineConfig, app_name: str) -> SparkSession:
-    """A one-core local session for the command-line tools (report, quarantine replay), quiet but
-    for errors."""
-    spark = build_spark(config, app_name, master="local[1]")
+    """A one-core local session for the command-line tools (report, quarantine replay, status), quiet
+    but for errors. Its UI on an ephemeral port (a tool must not take a job's fixed UI port while the
+    job is down, nor push a starting job off it) and no event log (the history server is for the jobs)."""
+    spark = build_spark(config, app_name, master="local[1]", ui_port=0, event_log=False)
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -41,6 +41,28 @@ def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     return list(topic_records(bootstrap, topic))
 
 
+def latest_offsets(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> dict[str, dict[int, int]]:
+    """Each topic's end offset per partition now, {topic: {partition: offset}} (Spark's ``latestOffset``
+    of its Kafka source); a topic that does not exist (yet) is left out. Kafka not answering within
+    ``timeout_s`` raises kafka-python's error (``NoBrokersAvailable``, ``KafkaTimeoutError``)."""
+    timeout_ms = int(timeout_s * 1000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        api_version_auto_timeout_ms=timeout_ms,  # finding a broker
+        request_timeout_ms=timeout_ms,  # metadata and end offsets
+    )
+    try:
+        latest: dict[str, dict[int, int]] = {}
+        for topic in topics:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            if partitions:
+                latest[topic] = {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+        return latest
+    finally:
+        consumer.close()
+
+
 def topic_size(bootstrap: str, topic: str) -> int:
     """Messages currently in a topic (end minus beginning offsets, all partitions)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)

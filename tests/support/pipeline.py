@@ -51,6 +51,8 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
         "AQSTREAM__PATHS__BRONZE": str(tmp_path / "bronze"),
         "AQSTREAM__PATHS__QUARANTINE": str(tmp_path / "quarantine"),
         "AQSTREAM__PATHS__CDC_QUARANTINE": str(tmp_path / "cdc_quarantine"),
+        # the jobs' Spark event logs beside the test's other files, not in the repo's .runs/spark-events
+        "AQSTREAM__MONITORING__EVENT_LOG_DIR": str(tmp_path / "spark-events"),
         **{f"AQSTREAM__{k.upper()}": v for k, v in overrides.items()},
     }
     config = load_config(environ=env)

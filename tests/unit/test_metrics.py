@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import urllib.request
-from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs.metrics import collector_registry, serve
 from jobs.metrics_endpoint import MetricsServer
 from jobs.progress import Registry, progress_record
-
-OFFSETS = Path(__file__).parent / "data" / "checkpoint_offsets"
-
-
-def offsets_line(name: str) -> str:
-    return OFFSETS.joinpath(name).read_text().splitlines()[2]
-
-
-@pytest.fixture(scope="module")
-def kafka_progress(spark, tmp_path_factory):
-    """A real progress JSON (a local file-source query's lastProgress) with its source's offsets
-    replaced by real Kafka offsets from a job's checkpoint (batch 0's end, batch 3's as latest)."""
-    from tests.unit.test_progress import run_file_query
-
-    last, _ = run_file_query(spark, tmp_path_factory.mktemp("metrics"), "metrics_test")
-    progress = copy.deepcopy(last)
-    progress["name"] = "raw_to_mongo"
-    progress["sources"][0]["endOffset"] = offsets_line("raw_to_mongo.0")
-    progress["sources"][0]["latestOffset"] = offsets_line("raw_to_mongo.3")
-    return progress
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
@@ -82,6 +59,9 @@ def test_the_endpoint_serves_the_registry(kafka_progress):
     assert got[("aqstream_trigger_interval_seconds", raw)] == 1.0
     behind = (("query", "raw_to_mongo"), ("topic", "t2f3d6b0d.raw"))
     assert got[("aqstream_records_behind_latest", behind)] == (50000 - 16666) + (10000 - 3333)
+    for partition, offset in {"0": 16666, "1": 3333, "2": 0}.items():  # batch 0's end (raw_to_mongo.0)
+        end = (("partition", partition), ("query", "raw_to_mongo"), ("topic", "t2f3d6b0d.raw"))
+        assert got[("aqstream_source_end_offset", end)] == offset
     assert got[("aqstream_watermark_timestamp_seconds", raw)] == progress_record(kafka_progress)["watermark_seconds"]
     assert got[("aqstream_batch_step_seconds", (("query", "raw_to_mongo"), ("step", "quarantine")))] == 0.05
     count = (("count", "valid"), ("query", "raw_to_mongo"))
