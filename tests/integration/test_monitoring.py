@@ -88,7 +88,7 @@ def test_prometheus_sees_each_jobs_rows_quarantine_and_lag_and_fires_job_down(
             labels["reason"]: n
             for labels, n in prom.query(url, 'aqstream_quarantined_records_total{query="raw_to_mongo"}')
         }
-        assert quarantined == dict(expected_reasons)
+        assert quarantined == dict(+expected_reasons)
 
         # the lag on the way: whenever Prometheus scraped raw_to_mongo, what it had read plus what
         # it had left unread was the whole topic (every record was sent before the job started),
@@ -103,7 +103,8 @@ def test_prometheus_sees_each_jobs_rows_quarantine_and_lag_and_fires_job_down(
         )
         assert read_plus_unread and set(read_plus_unread[0][1]) == {float(records)}
         since = f"{int(time.time() - started) + 60}s"
-        peak = prom.value(url, f'max_over_time(aqstream_records_behind_latest{{query="raw_to_mongo"}}[{since}])')
+        behind = f'aqstream_records_behind_latest{{query="raw_to_mongo", topic="{config.kafka.raw_topic}"}}'
+        peak = prom.value(url, f"max_over_time({behind}[{since}])")
         assert peak is not None and peak >= records - 2 * BATCH_LIMIT
 
         # Spark's own metrics (PrometheusServlet) and the connector's state (Kafka Connect's JMX agent)
