@@ -40,7 +40,8 @@ from jobs.health import (
     report_json,
     with_committed,
 )
-from jobs.metrics import MetricsServer, collector_registry
+from jobs.metrics import collector_registry
+from jobs.metrics_endpoint import MetricsServer
 from jobs.progress import Registry, progress_record
 from tests.unit.conftest import OFFSETS, offsets_line
 
@@ -354,7 +355,7 @@ def status_env(monkeypatch, tmp_path):
 
 
 def test_the_command_asks_a_running_job_over_http_and_names_kafka_down(kafka_progress, status_env, capsys):
-    server = MetricsServer("127.0.0.1", 0, filled_registry(kafka_progress))
+    server = MetricsServer("127.0.0.1", 0, collector_registry(filled_registry(kafka_progress)))
     status_env.setenv("AQSTREAM__MONITORING__METRICS_PORT_RAW_TO_MONGO", str(server.port))
     try:
         code = status.main(["--interval", "0", "--job", "raw_to_mongo", "--json"])
