@@ -1,6 +1,6 @@
 """Consumer-group reporting: progress → offsets per group (pure), the committer's failure path, the
 listener's hand-over, and the describe command line. The commits themselves against the real broker
-are in tests/integration/test_consumer_groups.py."""
+are in tests/integration/test_monitoring.py."""
 
 from __future__ import annotations
 
