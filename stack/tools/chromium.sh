@@ -18,18 +18,15 @@
 # Debian's /usr/bin/chromium is a launcher script: it sources /etc/chromium.d (default flags, Debian's
 # Google API keys) and execs /usr/lib/chromium/chromium. The wrapper here skips it and runs the binary
 # directly: the callers (tests/support/browser.py) pass every flag they need themselves.
+#
+# Fetching, caching and unpacking the .debs is shared with stack/tools/prometheus.sh: stack/tools/debs.sh.
 set -euo pipefail
 
 PACKAGES=(chromium chromium-common chromium-driver)
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-TOOLS_DIR=$ROOT/.tools
-TREE=$TOOLS_DIR/chromium
-STAMP=$TREE/.version
-BIN_DIR=$TOOLS_DIR/bin
-CACHE_DIR=${AQSTREAM_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aqstream}/chromium-debs
-
-log() { echo "chromium.sh: $*" >&2; }
+TOOL=chromium
+# shellcheck source=stack/tools/debs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debs.sh"
 
 installed() { [[ -x $BIN_DIR/chromium && -x $BIN_DIR/chromedriver && -f $STAMP ]]; }
 
@@ -41,7 +38,7 @@ cached_debs() {
 }
 
 # name=version of every package to fetch: the three above, plus the dependencies apt would install
-missing_packages() {
+wanted_debs() {
     local plan
     plan=$(apt-get -s -q install --no-install-recommends "${PACKAGES[@]}" 2>&1) || {
         log "apt cannot resolve ${PACKAGES[*]} on this machine:"
@@ -56,40 +53,6 @@ missing_packages() {
         grep -q "^Inst $package " <<< "$plan" || echo "$package"
     done
 }
-
-download() {
-    # apt warns that it downloads as root rather than as _apt into a folder of ours: true, and harmless
-    apt-get download -q "$@" > /dev/null 2> >(grep -v 'Download is performed unsandboxed' >&2)
-}
-
-fetch() (
-    # a subshell: its EXIT trap removes the scratch folder however the download ends
-    command -v apt-get > /dev/null || { log "no apt-get: fetch Debian's chromium packages another way"; return 1; }
-    work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
-    chmod 755 "$work"
-    local wanted
-    wanted=$(missing_packages)
-    log "fetching $(echo "$wanted" | wc -l) packages with apt-get download: $(echo "$wanted" | sed 's/=.*//' | tr '\n' ' ')"
-    # shellcheck disable=SC2086 # one package=version per word
-    if ! (cd "$work" && download $wanted); then
-        if [[ $(id -u) == 0 ]]; then
-            log "apt-get download failed: refreshing the package lists (apt-get update) and trying again"
-            apt-get update -q > /dev/null
-            wanted=$(missing_packages)
-            # shellcheck disable=SC2086
-            (cd "$work" && download $wanted)
-        else
-            log "apt-get download failed: run 'sudo apt-get update' and try again"
-            return 1
-        fi
-    fi
-    echo "$wanted" > "$work/packages.txt"
-    mkdir -p "$CACHE_DIR.tmp"
-    mv "$work"/*.deb "$work/packages.txt" "$CACHE_DIR.tmp/"
-    rm -rf "$CACHE_DIR"
-    mv "$CACHE_DIR.tmp" "$CACHE_DIR"
-)
 
 # the folders of the unpacked tree holding shared libraries, relative to it; not chromium's own folder
 # (the binary finds its libraries there by itself), nor GTK's plugin folders (loaded by path, not by name)
@@ -139,28 +102,14 @@ install() {
         return 0
     fi
     local started=$SECONDS
-    if cached_debs; then
-        log "using the cached packages in $CACHE_DIR"
-    else
-        fetch
-    fi
-    mkdir -p "$TOOLS_DIR" "$BIN_DIR"
-    [[ -f $TOOLS_DIR/.gitignore ]] || printf '# built tools (stack/tools/*.sh), never committed\n*\n' > "$TOOLS_DIR/.gitignore"
-    rm -rf "$TREE.tmp"
-    mkdir -p "$TREE.tmp"
-    local deb
-    for deb in "$CACHE_DIR"/*.deb; do
-        dpkg-deb -x "$deb" "$TREE.tmp"
-    done
-    rm -rf "$TREE"
-    mv "$TREE.tmp" "$TREE"
+    unpack_debs
     local dirs
     dirs=$(library_dirs "$TREE")
     write_wrapper chromium usr/lib/chromium/chromium "$dirs"
     write_wrapper chromedriver usr/bin/chromedriver "$dirs"
     verify
     # written last: a failed check leaves the tool uninstalled, and the next install unpacks again
-    dpkg-deb -f "$(compgen -G "$CACHE_DIR/chromium_*.deb" | head -1)" Version > "$STAMP"
+    cached_version chromium > "$STAMP"
     log "installed $BIN_DIR/chromium and $BIN_DIR/chromedriver ($(du -sh "$TREE" | cut -f1)) in $((SECONDS - started)) s"
     echo "$BIN_DIR/chromium"
 }
