@@ -13,10 +13,11 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jobs.paths import child, resolve
 from schemas.reading import SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +77,11 @@ def _interval(value: str) -> str:
     return value.strip()
 
 
+# a configured folder: a local path (relative: against the repo root) or a file://, s3a:// or hdfs:// URI,
+# kept as text (jobs/paths.py)
+FolderPath = Annotated[str, AfterValidator(lambda value: resolve(value, REPO_ROOT))]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -110,22 +116,14 @@ class CassandraConfig(_Section):
 
 
 class PathsConfig(_Section):
-    checkpoint_root: Path
-    bronze: Path
-    quarantine: Path
-    cdc_quarantine: Path
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        # object-store URIs (s3a://, abfss://) pass through untouched
-        if "://" in str(value) or value.is_absolute():
-            return value
-        return REPO_ROOT / value
+    checkpoint_root: FolderPath
+    bronze: FolderPath
+    quarantine: FolderPath
+    cdc_quarantine: FolderPath
 
     def checkpoint(self, query_name: str) -> str:
         """One checkpoint folder per streaming query."""
-        return str(self.checkpoint_root / query_name)
+        return child(self.checkpoint_root, query_name)
 
 
 class StreamingConfig(_Section):
@@ -188,19 +186,14 @@ class MonitoringConfig(_Section):
     consumer_group_prefix: str = Field(default="aqstream.", pattern=r"^[A-Za-z0-9._-]*$")
 
     # the jobs' Spark event logs (spark.eventLog.dir), which Spark's history server reads (make history):
-    # a local folder (relative: to the repo root) or a URI such as hdfs://… or s3a://… (kept as text: a
-    # Path would fold its "//")
-    event_log_dir: str = Field(default=".runs/spark-events", min_length=1, validate_default=True)
+    # a local folder or a URI, like [paths]
+    event_log_dir: FolderPath = Field(default=".runs/spark-events", validate_default=True)
     # the history server's UI port (on loopback)
     history_port: int = Field(default=18080, ge=1, le=65535)
     # Kafka Connect's REST API, where jobs.status reads the Debezium connector's state
     connect_url: str = Field(default="http://127.0.0.1:8083", pattern=r"^https?://")
     # the Debezium connector jobs.status checks; unset: the name in conf/debezium/mongodb-readings.json
     connector_name: str | None = Field(default=None, min_length=1)
-
-    _event_log_path = field_validator("event_log_dir")(
-        classmethod(lambda cls, v: v if "://" in v or Path(v).is_absolute() else str(REPO_ROOT / v))
-    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> MonitoringConfig:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from jobs.config import REPO_ROOT, PipelineConfig
+from jobs.paths import ensure_local_dir, path_uri
 
 SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
 SPARK_JARS_DIR = REPO_ROOT / "jars" / "lib" / "spark"
@@ -61,18 +62,6 @@ def event_log_settings(config: PipelineConfig) -> dict[str, str]:
     }
 
 
-def path_uri(path: str | Path) -> str:
-    """A configured folder as Spark wants it: a local one as a ``file:`` URI, a URI (hdfs://, s3a://) as is."""
-    return str(path) if "://" in str(path) else Path(path).as_uri()
-
-
-def ensure_local_dir(uri: str) -> None:
-    """Create a local folder Spark needs to exist (an event log dir: the context fails to start
-    without it); object stores have no folders to create."""
-    if uri.startswith("file:"):
-        Path(uri.removeprefix("file:")).mkdir(parents=True, exist_ok=True)
-
-
 def build_spark(
     config: PipelineConfig,
     app_name: str,
@@ -93,7 +82,7 @@ def build_spark(
         settings["spark.ui.port"] = str(ui_port)
     if event_log:
         settings.update(event_log_settings(config))
-        ensure_local_dir(settings["spark.eventLog.dir"])
+        ensure_local_dir(config.monitoring.event_log_dir)
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
