@@ -38,13 +38,16 @@ def connector_jars(jars_dir: Path = SPARK_JARS_DIR) -> list[str]:
 
 
 def spark_settings(config: PipelineConfig) -> dict[str, str]:
-    """Everything the jobs set on Spark: the defaults file, the jars, and the stores' addresses."""
+    """Everything the jobs set on Spark: the defaults file, the jars, the stores' addresses and Cassandra's
+    consistency levels."""
     settings = read_spark_defaults()
     settings["spark.jars"] = ",".join(connector_jars())
     settings.setdefault("spark.scheduler.allocation.file", str(FAIR_SCHEDULER_POOLS))
     settings["spark.cassandra.connection.host"] = config.cassandra.host
     settings["spark.cassandra.connection.port"] = str(config.cassandra.port)
     settings["spark.cassandra.connection.localDC"] = config.cassandra.local_dc
+    settings["spark.cassandra.input.consistency.level"] = config.cassandra.read_consistency
+    settings["spark.cassandra.output.consistency.level"] = config.cassandra.write_consistency
     return settings
 
 

@@ -72,3 +72,104 @@ def test_only_local_folders_are_touched_on_disk(tmp_path):
     ensure_local_dir("s3a://bucket/events")  # nothing to create, and no local s3a:/ folder either
     assert (tmp_path / "a" / "b").is_dir() and (tmp_path / "c").is_dir()
     assert not Path("s3a:").exists()
+
+
+# -- the settings a cluster changes ---------------------------------------------------------------
+
+
+def test_the_cluster_settings_default_to_the_single_node_stack():
+    config = load_config(environ={})
+    assert config.kafka.replication_factor == 1 and config.kafka.min_partitions is None
+    assert config.cassandra.replication() == {"class": "SimpleStrategy", "replication_factor": 1}
+    assert (config.cassandra.read_consistency, config.cassandra.write_consistency) == ("LOCAL_ONE", "LOCAL_ONE")
+
+
+def test_network_topology_replication_per_data_center(tmp_path):
+    toml = (REPO_ROOT / "conf" / "pipeline.toml").read_text()
+    toml = toml.replace(
+        'replication_strategy = "SimpleStrategy"',
+        'replication_strategy = "NetworkTopologyStrategy"\ndatacenters = { datacenter1 = 3, dc-eu = 2 }',
+    )
+    (tmp_path / "pipeline.toml").write_text(toml)
+    assert load_config(tmp_path / "pipeline.toml", environ={}).cassandra.replication() == {
+        "class": "NetworkTopologyStrategy",
+        "datacenter1": 3,
+        "dc-eu": 2,
+    }
+    from_env = load_config(
+        environ={
+            "AQSTREAM__CASSANDRA__REPLICATION_STRATEGY": "NetworkTopologyStrategy",
+            "AQSTREAM__CASSANDRA__DATACENTERS": "datacenter1:3, dc-eu:2",
+        }
+    )
+    assert from_env.cassandra.datacenters == {"datacenter1": 3, "dc-eu": 2}
+
+
+@pytest.mark.parametrize(
+    ("environ", "problem"),
+    [
+        ({"KAFKA__REPLICATION_FACTOR": "0"}, r"kafka\.replication_factor: .*greater than or equal to 1"),
+        ({"KAFKA__MIN_PARTITIONS": "0"}, r"kafka\.min_partitions: .*greater than or equal to 1"),
+        ({"CASSANDRA__REPLICATION_STRATEGY": "LocalStrategy"}, r"cassandra\.replication_strategy: "),
+        ({"CASSANDRA__READ_CONSISTENCY": "EACH_QUORUM"}, r"cassandra\.read_consistency: .*'LOCAL_QUORUM'"),
+        ({"CASSANDRA__WRITE_CONSISTENCY": "local_quorum"}, r"cassandra\.write_consistency: .*'LOCAL_QUORUM'"),
+        ({"CASSANDRA__DATACENTERS": "datacenter1:3"}, r"cassandra: .*datacenters is for NetworkTopologyStrategy"),
+        (
+            {"CASSANDRA__REPLICATION_STRATEGY": "NetworkTopologyStrategy", "CASSANDRA__DATACENTERS": "dc2:3"},
+            r"cassandra: .*must give local_dc 'datacenter1' replicas",
+        ),
+        (
+            {"CASSANDRA__REPLICATION_STRATEGY": "NetworkTopologyStrategy", "CASSANDRA__DATACENTERS": "dc1=3"},
+            r"cassandra\.datacenters: .*not like 'dc1:3,dc2:3'",
+        ),
+        (
+            {"CASSANDRA__REPLICATION_STRATEGY": "NetworkTopologyStrategy", "CASSANDRA__DATACENTERS": "dc'1:3"},
+            r"cassandra\.datacenters\.dc'1\.\[key\]: .*pattern",
+        ),
+    ],
+)
+def test_a_bad_cluster_setting_names_its_field(environ, problem):
+    with pytest.raises(ConfigError, match=problem):
+        load_config(environ={f"AQSTREAM__{key}": value for key, value in environ.items()})
+
+
+# -- what the jobs build from them ----------------------------------------------------------------
+
+
+def test_the_topics_jobs_setup_creates():
+    from jobs.setup import new_topics
+
+    config = load_config(environ={"AQSTREAM__KAFKA__PARTITIONS": "12", "AQSTREAM__KAFKA__REPLICATION_FACTOR": "3"})
+    topics = new_topics(config)
+    assert [t.name for t in topics] == [config.kafka.raw_topic, config.kafka.quarantine_topic, config.kafka.cdc_topic]
+    assert {(t.num_partitions, t.replication_factor) for t in topics} == {(12, 3)}
+
+
+def test_both_jobs_kafka_readers_take_min_partitions_only_when_set():
+    from jobs.runner import kafka_source_options
+
+    unset = kafka_source_options(load_config(environ={}), "aq.readings.raw", 500)
+    assert unset == {
+        "kafka.bootstrap.servers": "127.0.0.1:9092",
+        "subscribe": "aq.readings.raw",
+        "startingOffsets": "earliest",
+        "maxOffsetsPerTrigger": "500",
+        "failOnDataLoss": "true",
+    }
+    config = load_config(environ={"AQSTREAM__KAFKA__MIN_PARTITIONS": "12"})
+    assert kafka_source_options(config, "aq.readings.raw", 500) == {**unset, "minPartitions": "12"}
+
+
+def test_the_session_carries_the_consistency_levels():
+    from jobs.session import read_spark_defaults, spark_settings
+
+    config = load_config(
+        environ={
+            "AQSTREAM__CASSANDRA__READ_CONSISTENCY": "LOCAL_QUORUM",
+            "AQSTREAM__CASSANDRA__WRITE_CONSISTENCY": "EACH_QUORUM",
+        }
+    )
+    settings = spark_settings(config)
+    assert settings["spark.cassandra.input.consistency.level"] == "LOCAL_QUORUM"
+    assert settings["spark.cassandra.output.consistency.level"] == "EACH_QUORUM"
+    assert not any("consistency" in key for key in read_spark_defaults())  # one place sets them: [cassandra]
