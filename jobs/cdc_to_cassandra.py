@@ -77,7 +77,7 @@ from pyspark.sql.types import DateType, LongType, StringType, StructField, Struc
 
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
-from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, run_job, start_foreach_batch
+from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
 from jobs.sinks import (
     DeltaTxn,
     append_to_delta,
@@ -117,15 +117,8 @@ def reading_aqi(rows: DataFrame) -> DataFrame:
 
 
 def read_cdc_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
-    return (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
-        .option("subscribe", config.kafka.cdc_topic)
-        .option("startingOffsets", config.kafka.starting_offsets)
-        .option("maxOffsetsPerTrigger", config.cdc.max_offsets_per_trigger or config.kafka.max_offsets_per_trigger)
-        .option("failOnDataLoss", str(config.kafka.fail_on_data_loss).lower())
-        .load()
-    )
+    max_offsets = config.cdc.max_offsets_per_trigger or config.kafka.max_offsets_per_trigger
+    return read_kafka_topic(spark, config, config.kafka.cdc_topic, max_offsets)
 
 
 def decode(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:

@@ -13,10 +13,11 @@ import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jobs.paths import child, resolve
 from schemas.reading import SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +77,11 @@ def _interval(value: str) -> str:
     return value.strip()
 
 
+# a configured folder: a local path (relative: against the repo root) or a file://, s3a:// or hdfs:// URI,
+# kept as text (jobs/paths.py)
+FolderPath = Annotated[str, AfterValidator(lambda value: resolve(value, REPO_ROOT))]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -86,9 +92,14 @@ class KafkaConfig(_Section):
     quarantine_topic: str = Field(min_length=1)
     cdc_topic: str = Field(min_length=1)
     partitions: int = Field(default=3, ge=1)
+    # the replication factor of the topics jobs.setup creates (at most the number of brokers)
+    replication_factor: int = Field(default=1, ge=1)
     starting_offsets: Literal["earliest", "latest"] = "earliest"
     max_offsets_per_trigger: int = Field(gt=0)
     fail_on_data_loss: bool = True
+    # the Kafka source's minPartitions: split a backlog's offset ranges into at least this many Spark
+    # tasks (more than the topic's partitions: spreads one batch over more executors); unset: one per partition
+    min_partitions: int | None = Field(default=None, ge=1)
 
 
 class MongoConfig(_Section):
@@ -99,33 +110,70 @@ class MongoConfig(_Section):
     ordered: bool = False
 
 
+# the consistency levels Cassandra accepts for a read and for a write
+READ_CONSISTENCY = Literal[
+    "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_ONE", "LOCAL_QUORUM", "SERIAL", "LOCAL_SERIAL"
+]
+WRITE_CONSISTENCY = Literal["ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_ONE", "LOCAL_QUORUM", "EACH_QUORUM"]
+
+
+def datacenter_replicas(value: object) -> object:
+    """``{dc1 = 3, dc2 = 3}`` from the TOML file, or ``dc1:3,dc2:3`` from an environment variable."""
+    if not isinstance(value, str):
+        return value
+    pairs = [part.split(":", 1) for part in value.split(",") if part.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"{value!r} is not like 'dc1:3,dc2:3'")
+    return {name.strip(): count.strip() for name, count in pairs}
+
+
 class CassandraConfig(_Section):
     host: str = Field(min_length=1)
     port: int = Field(ge=1, le=65535)
     keyspace: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    # the keyspace's replication (jobs.setup creates it): SimpleStrategy with replication_factor, or
+    # NetworkTopologyStrategy with a replication factor per data center (datacenters)
+    replication_strategy: Literal["SimpleStrategy", "NetworkTopologyStrategy"] = "SimpleStrategy"
     replication_factor: int = Field(default=1, ge=1)
+    datacenters: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Annotated[int, Field(ge=1)]] = {}
     readings_table: str = "readings_by_station_day"
     aggregates_table: str = "aggregates_by_station"
     local_dc: str = "datacenter1"
+    # the Spark Cassandra Connector's consistency levels (cdc_to_cassandra reads back what it wrote:
+    # on several nodes both LOCAL_QUORUM, so the read sees the write)
+    read_consistency: READ_CONSISTENCY = "LOCAL_ONE"
+    write_consistency: WRITE_CONSISTENCY = "LOCAL_ONE"
+
+    _check_datacenters = field_validator("datacenters", mode="before")(
+        classmethod(lambda cls, v: datacenter_replicas(v))
+    )
+
+    @model_validator(mode="after")
+    def _replication_fits_the_strategy(self) -> CassandraConfig:
+        if self.replication_strategy == "SimpleStrategy" and self.datacenters:
+            raise ValueError("datacenters is for NetworkTopologyStrategy: set replication_strategy, or drop it")
+        if self.replication_strategy == "NetworkTopologyStrategy" and self.local_dc not in self.datacenters:
+            raise ValueError(
+                f"NetworkTopologyStrategy: datacenters {self.datacenters} must give local_dc {self.local_dc!r} replicas"
+            )
+        return self
+
+    def replication(self) -> dict[str, str | int]:
+        """The keyspace's replication map, as CQL's ``WITH replication = {...}`` takes it."""
+        if self.replication_strategy == "SimpleStrategy":
+            return {"class": "SimpleStrategy", "replication_factor": self.replication_factor}
+        return {"class": "NetworkTopologyStrategy", **self.datacenters}
 
 
 class PathsConfig(_Section):
-    checkpoint_root: Path
-    bronze: Path
-    quarantine: Path
-    cdc_quarantine: Path
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        # object-store URIs (s3a://, abfss://) pass through untouched
-        if "://" in str(value) or value.is_absolute():
-            return value
-        return REPO_ROOT / value
+    checkpoint_root: FolderPath
+    bronze: FolderPath
+    quarantine: FolderPath
+    cdc_quarantine: FolderPath
 
     def checkpoint(self, query_name: str) -> str:
         """One checkpoint folder per streaming query."""
-        return str(self.checkpoint_root / query_name)
+        return child(self.checkpoint_root, query_name)
 
 
 class StreamingConfig(_Section):
@@ -188,19 +236,14 @@ class MonitoringConfig(_Section):
     consumer_group_prefix: str = Field(default="aqstream.", pattern=r"^[A-Za-z0-9._-]*$")
 
     # the jobs' Spark event logs (spark.eventLog.dir), which Spark's history server reads (make history):
-    # a local folder (relative: to the repo root) or a URI such as hdfs://… or s3a://… (kept as text: a
-    # Path would fold its "//")
-    event_log_dir: str = Field(default=".runs/spark-events", min_length=1, validate_default=True)
+    # a local folder or a URI, like [paths]
+    event_log_dir: FolderPath = Field(default=".runs/spark-events", validate_default=True)
     # the history server's UI port (on loopback)
     history_port: int = Field(default=18080, ge=1, le=65535)
     # Kafka Connect's REST API, where jobs.status reads the Debezium connector's state
     connect_url: str = Field(default="http://127.0.0.1:8083", pattern=r"^https?://")
     # the Debezium connector jobs.status checks; unset: the name in conf/debezium/mongodb-readings.json
     connector_name: str | None = Field(default=None, min_length=1)
-
-    _event_log_path = field_validator("event_log_dir")(
-        classmethod(lambda cls, v: v if "://" in v or Path(v).is_absolute() else str(REPO_ROOT / v))
-    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> MonitoringConfig:

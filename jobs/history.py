@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from jobs.config import REPO_ROOT, PipelineConfig, load_config_or_report
-from jobs.session import ensure_local_dir, path_uri
+from jobs.paths import ensure_local_dir, path_uri
 
 HOST = "127.0.0.1"
 STATE_DIR = REPO_ROOT / ".runs" / "spark-history"  # the server's pid file and log
@@ -71,7 +71,7 @@ def start(config: PipelineConfig, state_dir: Path = STATE_DIR, timeout_s: float 
     if answers(base_url):
         print(f"Spark history server already running: {base_url}")
         return 0
-    ensure_local_dir(path_uri(config.monitoring.event_log_dir))
+    ensure_local_dir(config.monitoring.event_log_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     script = spark_home() / "sbin" / "start-history-server.sh"
     started = subprocess.run([str(script)], env=server_env(config, state_dir), capture_output=True, text=True)

@@ -34,7 +34,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
-from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, run_job, start_foreach_batch
+from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
 from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
 from schemas.reading import READING_FIELDS, reading_spark_schema
@@ -50,15 +50,7 @@ VALUE_RANGES = {f.name: f.valid_range for f in READING_FIELDS if f.valid_range i
 
 
 def read_raw_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
-    return (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka.bootstrap_servers)
-        .option("subscribe", config.kafka.raw_topic)
-        .option("startingOffsets", config.kafka.starting_offsets)
-        .option("maxOffsetsPerTrigger", config.kafka.max_offsets_per_trigger)
-        .option("failOnDataLoss", str(config.kafka.fail_on_data_loss).lower())
-        .load()
-    )
+    return read_kafka_topic(spark, config, config.kafka.raw_topic, config.kafka.max_offsets_per_trigger)
 
 
 def check_records(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:

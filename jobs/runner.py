@@ -65,6 +65,29 @@ def log_batch(query: str, batch_id: int, rows: int | None, times: StepTimes, **c
     progress.REGISTRY.record_batch(query, batch_id, rows, seconds, steps, counts)
 
 
+def kafka_source_options(config: PipelineConfig, topic: str, max_offsets_per_trigger: int) -> dict[str, str]:
+    """The Kafka source's options for one topic: what both jobs' readers share."""
+    kafka = config.kafka
+    options = {
+        "kafka.bootstrap.servers": kafka.bootstrap_servers,
+        "subscribe": topic,
+        "startingOffsets": kafka.starting_offsets,
+        "maxOffsetsPerTrigger": str(max_offsets_per_trigger),
+        "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
+    }
+    if kafka.min_partitions is not None:
+        options["minPartitions"] = str(kafka.min_partitions)
+    return options
+
+
+def read_kafka_topic(
+    spark: SparkSession, config: PipelineConfig, topic: str, max_offsets_per_trigger: int
+) -> DataFrame:
+    return (
+        spark.readStream.format("kafka").options(**kafka_source_options(config, topic, max_offsets_per_trigger)).load()
+    )
+
+
 def start_foreach_batch(
     stream: DataFrame,
     name: str,

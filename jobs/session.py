@@ -7,6 +7,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from jobs.config import REPO_ROOT, PipelineConfig
+from jobs.paths import ensure_local_dir, path_uri
 
 SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
 SPARK_JARS_DIR = REPO_ROOT / "jars" / "lib" / "spark"
@@ -37,13 +38,16 @@ def connector_jars(jars_dir: Path = SPARK_JARS_DIR) -> list[str]:
 
 
 def spark_settings(config: PipelineConfig) -> dict[str, str]:
-    """Everything the jobs set on Spark: the defaults file, the jars, and the stores' addresses."""
+    """Everything the jobs set on Spark: the defaults file, the jars, the stores' addresses and Cassandra's
+    consistency levels."""
     settings = read_spark_defaults()
     settings["spark.jars"] = ",".join(connector_jars())
     settings.setdefault("spark.scheduler.allocation.file", str(FAIR_SCHEDULER_POOLS))
     settings["spark.cassandra.connection.host"] = config.cassandra.host
     settings["spark.cassandra.connection.port"] = str(config.cassandra.port)
     settings["spark.cassandra.connection.localDC"] = config.cassandra.local_dc
+    settings["spark.cassandra.input.consistency.level"] = config.cassandra.read_consistency
+    settings["spark.cassandra.output.consistency.level"] = config.cassandra.write_consistency
     return settings
 
 
@@ -59,18 +63,6 @@ def event_log_settings(config: PipelineConfig) -> dict[str, str]:
         "spark.eventLog.rolling.enabled": "true",
         "spark.eventLog.rolling.maxFileSize": "128m",
     }
-
-
-def path_uri(path: str | Path) -> str:
-    """A configured folder as Spark wants it: a local one as a ``file:`` URI, a URI (hdfs://, s3a://) as is."""
-    return str(path) if "://" in str(path) else Path(path).as_uri()
-
-
-def ensure_local_dir(uri: str) -> None:
-    """Create a local folder Spark needs to exist (an event log dir: the context fails to start
-    without it); object stores have no folders to create."""
-    if uri.startswith("file:"):
-        Path(uri.removeprefix("file:")).mkdir(parents=True, exist_ok=True)
 
 
 def build_spark(
@@ -93,7 +85,7 @@ def build_spark(
         settings["spark.ui.port"] = str(ui_port)
     if event_log:
         settings.update(event_log_settings(config))
-        ensure_local_dir(settings["spark.eventLog.dir"])
+        ensure_local_dir(config.monitoring.event_log_dir)
     for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

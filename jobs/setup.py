@@ -12,25 +12,35 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kafka.admin import NewTopic
+
 from jobs.config import PipelineConfig, load_config_or_report
+from schemas.cassandra import cql_statements
+
+
+def new_topics(config: PipelineConfig) -> list[NewTopic]:
+    """The topics the pipeline needs, with the configured partitions and replication factor."""
+    kafka = config.kafka
+    return [
+        NewTopic(topic, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
+        for topic in (kafka.raw_topic, kafka.quarantine_topic, kafka.cdc_topic)
+    ]
 
 
 def create_topics(config: PipelineConfig) -> list[str]:
     from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    topics = [config.kafka.raw_topic, config.kafka.quarantine_topic, config.kafka.cdc_topic]
     admin = KafkaAdminClient(bootstrap_servers=config.kafka.bootstrap_servers, client_id="aqstream-setup")
     try:
         existing = set(admin.list_topics())
         created = []
-        for topic in topics:
-            if topic in existing:
+        for topic in new_topics(config):
+            if topic.name in existing:
                 continue
             try:
-                admin.create_topics([NewTopic(topic, num_partitions=config.kafka.partitions, replication_factor=1)])
-                created.append(topic)
+                admin.create_topics([topic])
+                created.append(topic.name)
             except TopicAlreadyExistsError:
                 pass
         return created
@@ -52,15 +62,18 @@ def create_mongo_indexes(config: PipelineConfig) -> list[str]:
         client.close()
 
 
+def schema_cql(config: PipelineConfig) -> list[str]:
+    """The statements :func:`apply_cql` runs: the committed CQL with the configured keyspace and replication."""
+    return cql_statements(config.cassandra.keyspace, config.cassandra.replication())
+
+
 def apply_cql(config: PipelineConfig) -> list[str]:
     from cassandra.cluster import Cluster
-
-    from schemas.cassandra import cql_statements
 
     cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
     try:
         session = cluster.connect()
-        statements = cql_statements(config.cassandra.keyspace, config.cassandra.replication_factor)
+        statements = schema_cql(config)
         for statement in statements:
             session.execute(statement, timeout=60)
         return [s.split("(")[0].strip() for s in statements]

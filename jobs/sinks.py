@@ -109,8 +109,8 @@ def write_cassandra(rows: DataFrame, cassandra: CassandraConfig, table: str, ign
 
     Every Cassandra write is an upsert by primary key, so a replayed batch rewrites the same values.
     ``ignore_nulls``: a null column is left as the table has it (a partial update) instead of being
-    written as null. The connector's other settings (consistency, concurrency, batching) come from
-    ``conf/spark-defaults.conf``.
+    written as null. The connector's consistency levels come from ``[cassandra]`` (jobs/session.py), its
+    concurrency and batching from ``conf/spark-defaults.conf``.
     """
     (
         rows.write.format(CASSANDRA_FORMAT)

@@ -22,7 +22,6 @@ import json
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.checkpoint import CommittedBatch, last_committed_batch
@@ -42,6 +41,7 @@ from jobs.health import (
     report_json,
     with_committed,
 )
+from jobs.paths import local_path
 
 JOB_QUERIES = {
     raw_to_mongo.QUERY_NAME: raw_to_mongo.QUERY_NAMES,
@@ -84,7 +84,8 @@ class Checkpoints:
 
     def committed(self, query: str) -> CommittedBatch | None:
         checkpoint = self.config.paths.checkpoint(query)
-        if "://" not in checkpoint and not Path(checkpoint).exists():
+        local = local_path(checkpoint)
+        if local is not None and not local.exists():
             return None  # a local checkpoint that is not there: no Spark needed to say so
         try:
             if self._spark is None:

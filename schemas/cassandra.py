@@ -6,6 +6,7 @@ The CQL lives in ``schemas/cql/*.cql`` (applied in file-name order by the stack 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from string import Template
 
@@ -95,15 +96,29 @@ def cql_files() -> list[Path]:
     return sorted(CQL_DIR.glob("*.cql"))
 
 
-def cql_statements(keyspace: str = "airquality", replication_factor: int = 1) -> list[str]:
-    """Every statement of ``schemas/cql/*.cql`` in order, with keyspace and RF substituted.
+SINGLE_NODE_REPLICATION: Mapping[str, str | int] = {"class": "SimpleStrategy", "replication_factor": 1}
+
+
+def replication_cql(replication: Mapping[str, str | int]) -> str:
+    """A replication map as CQL: ``{'class': 'SimpleStrategy', 'replication_factor': 3}``."""
+    entries = (
+        f"'{key}': {value}" if isinstance(value, int) else f"'{key}': '{value}'" for key, value in replication.items()
+    )
+    return "{" + ", ".join(entries) + "}"
+
+
+def cql_statements(
+    keyspace: str = "airquality", replication: Mapping[str, str | int] = SINGLE_NODE_REPLICATION
+) -> list[str]:
+    """Every statement of ``schemas/cql/*.cql`` in order, with the keyspace and its replication substituted
+    (:meth:`jobs.config.CassandraConfig.replication`).
 
     Comments (``--`` lines) are dropped; statements are split on ``;``. All are idempotent
     (``IF NOT EXISTS``), so applying them on every start is safe.
     """
     statements: list[str] = []
     for path in cql_files():
-        text = Template(path.read_text()).substitute(keyspace=keyspace, replication_factor=int(replication_factor))
+        text = Template(path.read_text()).substitute(keyspace=keyspace, replication=replication_cql(replication))
         body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
         statements += [s.strip() for s in body.split(";") if s.strip()]
     return statements

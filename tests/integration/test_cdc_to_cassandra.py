@@ -124,7 +124,7 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
     # rerun over the whole topic from a fresh checkpoint: nothing changes, not even updated_at
     before_times = writetimes(session, config)
     fresh = config.model_copy(
-        update={"paths": config.paths.model_copy(update={"checkpoint_root": tmp_path / "checkpoints-rerun"})}
+        update={"paths": config.paths.model_copy(update={"checkpoint_root": str(tmp_path / "checkpoints-rerun")})}
     )
     run_available_now(job, spark, fresh)
     assert cassandra_readings(session, config) == stored

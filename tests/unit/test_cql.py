@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from jobs.config import load_config
+from jobs.setup import schema_cql
 from schemas import cassandra as cs
 
 pytestmark = pytest.mark.unit
@@ -37,14 +39,33 @@ def tables():
     return _tables(cs.cql_statements())
 
 
-def test_keyspace_statement_carries_the_replication_factor():
-    statements = cs.cql_statements(keyspace="aq_test", replication_factor=3)
+def test_keyspace_statement_carries_the_replication():
+    statements = cs.cql_statements(keyspace="aq_test", replication={"class": "SimpleStrategy", "replication_factor": 3})
     assert statements[0] == (
         "CREATE KEYSPACE IF NOT EXISTS aq_test\n"
         "  WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}"
     )
     assert all("$" not in s for s in statements)
     assert all("aq_test." in s for s in statements[1:])
+
+
+@pytest.mark.parametrize(
+    ("environ", "replication"),
+    [
+        ({}, "{'class': 'SimpleStrategy', 'replication_factor': 1}"),
+        ({"REPLICATION_FACTOR": "3"}, "{'class': 'SimpleStrategy', 'replication_factor': 3}"),
+        (
+            {"REPLICATION_STRATEGY": "NetworkTopologyStrategy", "DATACENTERS": "datacenter1:3,dc2:2"},
+            "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3, 'dc2': 2}",
+        ),
+    ],
+)
+def test_jobs_setup_creates_the_keyspace_with_the_configured_replication(environ, replication):
+    """schema_cql is what jobs.setup's apply_cql executes: the committed files, the config's keyspace and map."""
+    config = load_config(environ={f"AQSTREAM__CASSANDRA__{key}": value for key, value in environ.items()})
+    statements = schema_cql(config)
+    assert statements[0] == f"CREATE KEYSPACE IF NOT EXISTS airquality\n  WITH replication = {replication}"
+    assert statements[1:] == cs.cql_statements()[1:]
 
 
 @pytest.mark.parametrize(
