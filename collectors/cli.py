@@ -130,7 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     om.add_argument("--city", action="append", help="only these city ids (repeatable)")
     om.add_argument("--past-days", type=int, default=0, help=f"backfill this many days (0..{MAX_PAST_DAYS})")
     om.add_argument("--from-file", type=Path, help="a recorded API response instead of the network")
-    om.add_argument("--as-of", type=parse_utc, help="with --from-file: when it was recorded (hours after are forecast)")
+    om.add_argument(
+        "--as-of",
+        type=parse_utc,
+        help="with --from-file: when it was fetched (hours after are forecast); default: <file>.fetched_at beside it,"
+        " else the response's current.time; a response with neither is refused",
+    )
+    om.add_argument(
+        "--model",
+        help="the model whose columns become the reading in a multi-model response (pm10_<model>, ...);"
+        " live: asked as the request's domains",
+    )
     _common(om, scheduled=True)
 
     oa = sub.add_parser(
@@ -239,9 +249,11 @@ def run_scheduled(
             metrics.delivered(report)
             if state is not None:
                 state.record(fresh)
+            not_read = ", ".join(f"{reason} {n}" for reason, n in sorted(dropped.items()) if n) or "none"
             log.info(
-                "%s: %d readings (%d already sent), sent %d, spooled %d, from spool %d",
+                "%s: %d readings (%d already sent), sent %d, spooled %d, from spool %d; not read: %s",
                 source, len(readings), len(readings) - len(fresh), report.sent, report.spooled, report.from_spool,
+                not_read,
             )  # fmt: skip
             if settings.every is None or stop.is_set():
                 break
@@ -251,6 +263,29 @@ def run_scheduled(
     finally:
         sink.close()
     return 0
+
+
+FETCHED_AT_SUFFIX = ".fetched_at"
+
+
+def recorded_fetch_time(path: Path, response: dict[str, Any], as_of: datetime | None) -> datetime | None:
+    """When a recorded response was fetched: ``--as-of``, else the ``<file>.fetched_at`` beside it
+    (one ISO-8601 time), else None if its ``current.time`` says it. A response with none of these
+    is refused: its forecast hours could not be told from the observed ones."""
+    if as_of is not None:
+        return as_of
+    beside = path.with_name(path.name + FETCHED_AT_SUFFIX)
+    if beside.is_file():
+        try:
+            return parse_utc(beside.read_text().strip())
+        except ValueError:
+            raise UsageError(f"{beside}: not an ISO-8601 time like 2026-10-01T08:30:00Z") from None
+    if openmeteo.current_time(response) is None:
+        raise UsageError(
+            f"{path} has no `current` block to say when it was fetched, so its forecast hours cannot be told from"
+            f" observed ones: give the fetch time with --as-of 2026-10-01T08:30:00Z, or write it into {beside}"
+        )
+    return None
 
 
 def _openmeteo(
@@ -266,21 +301,21 @@ def _openmeteo(
         if args.from_file:
             response = json.loads(args.from_file.read_text())
             station = openmeteo.station_for(response, cities)
+            fetched = recorded_fetch_time(args.from_file, response, args.as_of)
             readings, dropped = openmeteo.readings_from_response(
-                response, station, now=args.as_of or now, ingested_at=datetime.now(UTC)
+                response, station, now=fetched or now, ingested_at=datetime.now(UTC), model=args.model
             )
-            log.info(
-                "openmeteo %s: %d observed hours, %d forecast dropped", args.from_file.name, len(readings), dropped
-            )
-            return readings, {"forecast": dropped}
+            log.info("openmeteo %s: %d observed hours, not read: %s", args.from_file.name, len(readings), dropped)
+            if not readings:
+                log.warning("openmeteo %s gave no reading", args.from_file)
+            return readings, dropped
         past_days = args.past_days
         oldest = state.oldest_newest() if state else None
         if oldest is not None:  # reach back to the last hour sent, so a restart leaves no gap
             past_days = max(past_days, min(MAX_PAST_DAYS, math.ceil((now - oldest) / timedelta(days=1))))
         client = HttpClient(settings.http, metrics=metrics)
         try:
-            readings, forecast = openmeteo.fetch(client, cities, past_days, now)
-            return readings, {"forecast": forecast}
+            return openmeteo.fetch(client, cities, past_days, now, model=args.model)
         finally:
             client.close()
 

@@ -50,7 +50,8 @@ class CollectorMetrics:
         # labelled by what happened: a series appears with its first count
         self._dropped = counter(
             "readings_dropped",
-            "readings not sent, by reason: already_sent (no newer than the station's last sent), forecast (Open-Meteo)",
+            "readings not sent, by reason: already_sent (no newer than the station's last sent), forecast (Open-Meteo"
+            " hours after the fetch), unmapped_column (Open-Meteo: columns, not readings, with no rule; kept in extra)",
             "reason",
         )
         self._fetches = counter("fetches", "collections from the source, by outcome (success, failure)", "outcome")

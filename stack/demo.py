@@ -62,8 +62,11 @@ def collect(data_dir: Path, beijing_rows: int, live: bool) -> None:
     else:
         for name in ("reflbo_air_brno_unixtime_2026-10-01.json", "reflbo_air_new_york_unixtime_2026-10-01.json"):
             run([PY, "-m", "collectors", "openmeteo", "--from-file", om / name, "--as-of", "2026-10-01T08:30:00Z"])
-        for name in ("frenck_air_quality_current_hourly_amsterdam.json", "tempi_air_quality_trimmed_amsterdam.json"):
-            run([PY, "-m", "collectors", "openmeteo", "--from-file", om / name])
+        amsterdam = om / "frenck_air_quality_current_hourly_amsterdam.json"  # its `current.time` dates it
+        run([PY, "-m", "collectors", "openmeteo", "--from-file", amsterdam])
+        # trimmed to one hour, without `current` or a recorded fetch time: dated at that hour (it is observed)
+        tempi = om / "tempi_air_quality_trimmed_amsterdam.json"
+        run([PY, "-m", "collectors", "openmeteo", "--from-file", tempi, "--as-of", "2026-07-10T22:00:00Z"])
     run(
         [
             PY,
