@@ -143,7 +143,9 @@ def test_a_scheduled_run_serves_its_metrics_and_the_last_success_moves_only_on_s
     monkeypatch.setattr(openaq, "API_URL", f"{server.url}/v3")
     monkeypatch.setenv(openaq.API_KEY_ENV, "sk-test-not-a-real-key")
     server.scripts["/v3/locations/1"] = [{"body": locations}]
-    server.scripts["/v3/locations/1/latest"] = [{"body": latest}, {"status": 503}, {"body": latest}]
+    # the 503 answers late: the next cycle may start a few ms after the first (cycles align to whole
+    # seconds), and the watcher must see the state between them
+    server.scripts["/v3/locations/1/latest"] = [{"body": latest}, {"status": 503, "sleep": 0.5}, {"body": latest}]
     port = _free_port()
     url = f"http://127.0.0.1:{port}/metrics"
     out = tmp_path / "readings.ndjson"
