@@ -110,7 +110,7 @@ browser-tool: ## unpack Debian's chromium and chromedriver (and libraries missin
 	stack/tools/chromium.sh install
 
 .PHONY: test-unit
-test-unit: venv compose-tool prometheus-tool browser-tool ## unit tier: transforms, parsers, schemas (no services)
+test-unit: venv jars compose-tool prometheus-tool browser-tool ## unit tier: transforms, parsers, schemas (no services; Spark sessions with the pinned jars)
 	$(PYTEST) -m unit tests/unit
 
 .PHONY: test-integration
