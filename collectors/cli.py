@@ -365,6 +365,7 @@ def _replay(
     sink = make_sink(settings)
     batch: list[dict[str, Any]] = []
     total = SendReport()
+    unknown_station = 0  # readings flagged station:unknown (sent, with null coordinates)
     # paced: send each reading as it falls due; as fast as possible: send in batches
     batch_size = 1 if args.speed is not None else settings.kafka.batch_size
 
@@ -377,6 +378,10 @@ def _replay(
         batch.clear()
 
     def emit(reading: dict[str, Any]) -> None:
+        nonlocal unknown_station
+        if replay.UNKNOWN_STATION_FLAG in reading["flags"]:
+            unknown_station += 1
+            metrics.flagged("unknown_station", 1)
         batch.append(reading)
         if len(batch) >= batch_size:
             send()
@@ -395,7 +400,14 @@ def _replay(
         send()
     finally:
         sink.close()
-    log.info("replay %s: %d readings, sent %d, spooled %d", args.dataset, count, total.sent, total.spooled)
+    log.info(
+        "replay %s: %d readings, sent %d, spooled %d; flagged: unknown_station %d",
+        args.dataset,
+        count,
+        total.sent,
+        total.spooled,
+        unknown_station,
+    )
     return 0
 
 

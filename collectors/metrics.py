@@ -54,6 +54,12 @@ class CollectorMetrics:
             " hours after the fetch), unmapped_column (Open-Meteo: columns, not readings, with no rule; kept in extra)",
             "reason",
         )
+        self._flagged = counter(
+            "readings_flagged",
+            "readings sent with a flag about the reading itself, by reason: unknown_station (replay: a station the"
+            " mapping has no coordinates for; sent with null lat/lon)",
+            "reason",
+        )
         self._fetches = counter("fetches", "collections from the source, by outcome (success, failure)", "outcome")
         self._requests = counter("http_requests", "HTTP requests sent (every attempt)")
         self._errors = counter("http_errors", "failed HTTP attempts, by kind: the status code, timeout, ...", "kind")
@@ -87,6 +93,9 @@ class CollectorMetrics:
 
     def dropped(self, reason: str, readings: int) -> None:
         self._dropped.labels(self.source, reason).inc(readings)
+
+    def flagged(self, reason: str, readings: int) -> None:
+        self._flagged.labels(self.source, reason).inc(readings)
 
     def delivered(self, report: SendReport) -> None:
         self._sent.inc(report.sent)

@@ -14,6 +14,11 @@ Pacing: ``speed=None`` sends as fast as possible; ``speed=k`` keeps the gaps bet
 times divided by k (1 = real time). Several files are merged in event-time order.
 ``restamp`` shifts every event of a pass by one offset so the pass's latest event is "now"
 (spacing kept, nothing in the future, new ``event_id``s); without it event times are kept.
+
+A station the station column names but the mapping's ``coordinates`` do not list is **kept and
+flagged**: its readings carry ``station:unknown`` in ``flags`` and null ``lat``/``lon`` (a reading is
+not wrong for lacking a position, and refusing would lose it), and each such station is logged once
+per file. Round-robin stations (the Kaggle set) are assigned by the mapping itself, so never unknown.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import csv
 import heapq
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +48,10 @@ from schemas.reading import (
     reading_to_json_dict,
     slugify,
 )
+
+log = logging.getLogger("collectors.replay")
+
+UNKNOWN_STATION_FLAG = "station:unknown"  # a named station with no entry in the mapping's coordinates
 
 COMPASS_DEGREES = {
     point: i * 22.5
@@ -172,6 +182,8 @@ def reading_from_row(
             clean.extra[rule.extra or column] = number
     station_id, station_name, coordinates = row_station(mapping, row, index)
     lat, lon = coordinates if coordinates else (None, None)
+    if mapping.station.column is not None and coordinates is None:
+        clean.flags.append(UNKNOWN_STATION_FLAG)
     return build_reading(
         source=mapping.source,
         station_id=station_id,
@@ -266,6 +278,7 @@ def replay(
     """Emit the readings of ``files`` (one pass, or passes until ``stop`` with ``loop``); returns the count."""
     stop = stop or threading.Event()
     sent = 0
+    warned: set[tuple[int, str]] = set()  # (file, station) already logged as unknown
     for _pass in itertools.count():
         offset = timedelta(0)
         if restamp:
@@ -274,13 +287,24 @@ def replay(
                 return sent
             offset = now().replace(microsecond=0) - max(times)
         pacer = Pacer(speed, stop)
-        for ts, _, build in itertools.islice(events(files, mapping, now), limit):
+        for ts, (file_no, _), build in itertools.islice(events(files, mapping, now), limit):
             if stop.is_set():
                 return sent
             pacer.wait_for(ts)
             if stop.is_set():
                 return sent
-            emit(build(ts + offset))
+            reading = build(ts + offset)
+            unknown = mapping is not None and UNKNOWN_STATION_FLAG in reading["flags"]  # NDJSON: flagged earlier
+            if unknown and (file_no, reading["station_id"]) not in warned:
+                warned.add((file_no, reading["station_id"]))
+                log.warning(
+                    "replay %s: station %r is not in the mapping's coordinates: its readings are sent with null"
+                    " lat/lon, flagged %s",
+                    files[file_no],
+                    reading["station_name"],
+                    UNKNOWN_STATION_FLAG,
+                )
+            emit(reading)
             sent += 1
         if not loop or stop.is_set():
             return sent

@@ -10,6 +10,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from collectors import replay
+from collectors.cli import REPO_ROOT
 from jobs.transforms import raw_readings as T
 from jobs.transforms.quarantine import QUARANTINE_SCHEMA
 from schemas.reading import READING_FIELDS, SCHEMA_VERSION, build_reading, reading_spark_schema
@@ -191,3 +193,22 @@ def test_quarantine_kafka_message_keeps_original_bytes_and_reason_headers(spark,
         "0",
         "0",
     )
+
+
+def test_a_reading_of_a_station_the_mapping_does_not_know_is_valid_with_null_coordinates(spark, data_dir):
+    """Replay sends an unknown station's readings with null lat/lon and ``station:unknown``: lat/lon are not
+    required, so raw_to_mongo keeps them (not quarantined), coordinates null and the flag intact."""
+    mapping = json.loads((REPO_ROOT / "conf" / "mappings" / "beijing.json").read_text())
+    del mapping["station"]["coordinates"]["Dongsi"]
+    path = data_dir / "bench" / "PRSA_Data_Dongsi_20130301-20170228.csv"
+    readings: list[dict] = []
+    replay.replay([path], replay.DatasetMapping.model_validate(mapping), readings.append, limit=5, now=lambda: NOW)
+    assert all(replay.UNKNOWN_STATION_FLAG in r["flags"] and r["lat"] is None for r in readings)
+
+    checked = check(spark, [encode(r) for r in readings])
+    assert [r.quarantine_reason for r in checked.collect()] == [None] * len(readings)
+    valid = {r.event_id: r for r in T.valid_readings(checked, SCHEMA).collect()}
+    assert set(valid) == {r["event_id"] for r in readings}
+    for reading in readings:
+        got = valid[reading["event_id"]]
+        assert (got.lat, got.lon) == (None, None) and got.flags == reading["flags"]

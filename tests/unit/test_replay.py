@@ -5,13 +5,16 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collectors import replay
+from collectors import cli, replay
 from collectors.cli import REPO_ROOT
+from collectors.metrics import CollectorMetrics
+from jobs.config import load_config
 from schemas.reading import parse_event_id
 
 pytestmark = pytest.mark.unit
@@ -140,3 +143,42 @@ def test_paced_replay_waits_between_event_times(data_dir):
         pacer.wait_for(ts)
     assert waits == [1.0, 2.0]  # 1 h of event time = 1 s at 3600×
     assert mapping.station.round_robin == 10
+
+
+def test_a_station_the_mapping_does_not_know_is_sent_flagged_with_null_coordinates(data_dir, tmp_path, caplog):
+    """The real Beijing mapping without Dongsi's coordinates, over the real Dongsi and Aotizhongxin files:
+    every Dongsi reading is sent, flagged ``station:unknown``, lat/lon null; counted, logged once, summed up."""
+    mapping = json.loads((MAPPINGS / "beijing.json").read_text())
+    del mapping["station"]["coordinates"]["Dongsi"]
+    reduced = tmp_path / "beijing-without-dongsi.json"
+    reduced.write_text(json.dumps(mapping))
+    dongsi = data_dir / "bench" / "PRSA_Data_Dongsi_20130301-20170228.csv"
+    aoti = data_dir / "bench" / "PRSA_Data_Aotizhongxin_20130301-20170228.csv"
+    with open(dongsi, newline="") as handle:
+        dongsi_rows = sum(1 for row in csv.DictReader(handle) if row["station"] == "Dongsi")
+    with open(aoti, newline="") as handle:
+        aoti_rows = sum(1 for _ in csv.DictReader(handle))
+    assert dongsi_rows > 0 and aoti_rows > 0
+
+    out = tmp_path / "readings.ndjson"
+    argv = ["replay", "--dataset", "beijing", "--mapping", str(reduced), "--files", str(dongsi), str(aoti)]
+    args = cli.build_parser().parse_args([*argv, "--out", str(out)])
+    metrics = CollectorMetrics("replay")
+    with caplog.at_level(logging.INFO, logger="collectors"):
+        assert cli.run(args, cli.settings_from_args(args, load_config()), threading.Event(), metrics) == 0
+
+    readings = [json.loads(line) for line in out.read_text().splitlines()]
+    unknown = [r for r in readings if r["station_id"] == "beijing-dongsi"]
+    known = [r for r in readings if r["station_id"] == "beijing-aotizhongxin"]
+    assert len(unknown) == dongsi_rows and len(known) == aoti_rows and len(readings) == dongsi_rows + aoti_rows
+    assert all(replay.UNKNOWN_STATION_FLAG in r["flags"] and r["lat"] is None and r["lon"] is None for r in unknown)
+    assert all(replay.UNKNOWN_STATION_FLAG not in r["flags"] for r in known)
+    assert {(r["lat"], r["lon"]) for r in known} == {tuple(mapping["station"]["coordinates"]["Aotizhongxin"])}
+    flagged = metrics.registry.get_sample_value(
+        "aqstream_collector_readings_flagged_total", {"source": "replay", "reason": "unknown_station"}
+    )
+    assert flagged == dongsi_rows
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "'Dongsi'" in warnings[0] and str(dongsi) in warnings[0]
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("replay beijing:")]
+    assert summary and summary[-1].endswith(f"flagged: unknown_station {dongsi_rows}")
