@@ -21,11 +21,11 @@ import uuid
 from collections import Counter
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from jobs.checkpoint import committed_end_offsets, last_committed_batch
-from jobs.topics import topic_size, wait_for_cdc
+from jobs.consumer_groups import describe_command
+from jobs.topics import latest_offsets, topic_size, wait_for_cdc
 from jobs.transforms import raw_readings as T
 from stack.java import find_java17
 from tests.support import prometheus as prom
@@ -168,7 +168,7 @@ def test_prometheus_status_and_kafkas_tools_see_what_the_jobs_did(stack, spark, 
             assert query["last_batch_id"] == running[query["name"]]["last_batch_id"]
 
         # --- Kafka's own describe: CURRENT-OFFSET is the checkpoint's, LAG what is left to read
-        ends = {topic: topic_end(bootstrap, topic) for topic in (raw_topic, config.kafka.cdc_topic)}
+        ends = latest_offsets(bootstrap, [raw_topic, config.kafka.cdc_topic])
         described = describe_rows(kafka_describe(bootstrap, list(group.values())))
         assert sorted(described) == sorted(group.values())
         for query, name in group.items():
@@ -223,9 +223,7 @@ def run_status(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 def kafka_describe(bootstrap: str, groups: list[str]) -> str:
     """The pinned Kafka's own ``kafka-consumer-groups.sh --describe`` (the class the script runs)."""
-    command = [str(find_java17() / "bin" / "java"), "-cp", str(REPO_ROOT / "jars" / "lib" / "kafka" / "*")]
-    command += ["org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server", bootstrap]
-    command += ["--describe", *[arg for group in groups for arg in ("--group", group)]]
+    command = describe_command(str(find_java17() / "bin" / "java"), bootstrap, groups, [])
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     # the tool exits 0 even when it failed: what it printed is the outcome
     assert "Error" not in done.stdout + done.stderr, done.stdout + done.stderr
@@ -244,15 +242,6 @@ def describe_rows(output: str) -> dict[str, dict[tuple[str, int], dict[str, str]
             row = dict(zip(header, cells, strict=True))
             rows.setdefault(row["GROUP"], {})[(row["TOPIC"], int(row["PARTITION"]))] = row
     return rows
-
-
-def topic_end(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
 
 
 def group_committed(bootstrap: str, group: str) -> dict[str, dict[int, int]]:
