@@ -18,6 +18,13 @@ CQL_DIR = Path(__file__).resolve().parent / "cql"
 
 READINGS_TABLE = "readings_by_station_day"
 AGGREGATES_TABLE = "aggregates_by_station"
+STATIONS_TABLE = "stations"
+ALERTS_BY_STATION_TABLE = "alerts_by_station"
+ALERTS_BY_DAY_TABLE = "alerts_by_day"
+# the one partition of the stations table (a keyed read lists every station)
+STATIONS_REGISTRY = "all"
+# the alerts' indexes: the US AQI category (of the 1 h NowCast AQI) and the EEA band (of the 1 h EAQI)
+ALERT_INDEXES: tuple[str, ...] = ("us", "eea")
 WINDOW_SIZES: tuple[str, ...] = ("1h", "1d")
 
 # (name, kind) with the kinds of schemas.reading; written by the AQI transform of the CDC job.
@@ -40,6 +47,39 @@ AGGREGATE_STATS: tuple[tuple[str, str], ...] = (
     ("mean", "double"),
     ("min", "double"),
     ("max", "double"),
+)
+
+STATION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("registry", "string"),
+    ("station_id", "string"),
+    ("source", "string"),
+    ("station_name", "string"),
+    ("city", "string"),
+    ("country", "string"),
+    ("lat", "double"),
+    ("lon", "double"),
+    ("updated_at", "timestamp"),
+)
+# what an alert says, after its key columns
+ALERT_VALUE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("previous_category", "string"),
+    ("category", "string"),
+    ("aqi", "int"),
+    ("pollutant", "string"),
+    ("updated_at", "timestamp"),
+)
+ALERTS_BY_STATION_COLUMNS = (
+    ("station_id", "string"),
+    ("hour", "timestamp"),
+    ("aqi_index", "string"),
+    *ALERT_VALUE_COLUMNS,
+)
+ALERTS_BY_DAY_COLUMNS = (
+    ("day", "date"),
+    ("hour", "timestamp"),
+    ("station_id", "string"),
+    ("aqi_index", "string"),
+    *ALERT_VALUE_COLUMNS,
 )
 
 READINGS_PRIMARY_KEY = (("station_id", "day"), ("ts",))

@@ -70,7 +70,13 @@ def test_jobs_setup_creates_the_keyspace_with_the_configured_replication(environ
 
 @pytest.mark.parametrize(
     ("table", "columns"),
-    [(cs.READINGS_TABLE, cs.readings_table_columns), (cs.AGGREGATES_TABLE, cs.aggregates_table_columns)],
+    [
+        (cs.READINGS_TABLE, cs.readings_table_columns),
+        (cs.AGGREGATES_TABLE, cs.aggregates_table_columns),
+        (cs.STATIONS_TABLE, lambda: cs.STATION_COLUMNS),
+        (cs.ALERTS_BY_STATION_TABLE, lambda: cs.ALERTS_BY_STATION_COLUMNS),
+        (cs.ALERTS_BY_DAY_TABLE, lambda: cs.ALERTS_BY_DAY_COLUMNS),
+    ],
 )
 def test_cql_columns_match_python(tables, table, columns):
     expected = [(name, cs.cql_type(kind)) for name, kind in columns()]
@@ -94,6 +100,10 @@ def test_keys_and_order(tables):
     aggregates = tables[cs.AGGREGATES_TABLE]
     assert aggregates["primary_key"] == "PRIMARY KEY ((station_id), window_size, window_start)"
     assert "window_start DESC" in aggregates["options"]
+    assert tables[cs.STATIONS_TABLE]["primary_key"] == "PRIMARY KEY ((registry), station_id)"
+    assert tables[cs.ALERTS_BY_STATION_TABLE]["primary_key"] == "PRIMARY KEY ((station_id), hour, aqi_index)"
+    assert tables[cs.ALERTS_BY_DAY_TABLE]["primary_key"] == "PRIMARY KEY ((day), hour, station_id, aqi_index)"
+    assert "hour DESC" in tables[cs.ALERTS_BY_STATION_TABLE]["options"]
 
 
 def test_row_spark_schemas_follow_the_column_lists():
