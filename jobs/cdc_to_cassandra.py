@@ -265,7 +265,7 @@ class CdcBatchWriter:
         spark = changes.sparkSession
         times = StepTimes()
         watermark = batch_watermark(spark, self.checkpoint, batch_id)
-        late = is_late(F.lit(watermark)) if watermark is not None else F.lit(False)
+        late = is_late(watermark) if watermark is not None else F.lit(False)
         routed = F.col("change_kind").isin(*ROUTED_KINDS)
         kinds = Observation("cdc_kinds")
         observed = changes.observe(

@@ -7,6 +7,7 @@ Input is :func:`jobs.transforms.cdc_changes.decode_changes`'s output; nothing he
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -81,9 +82,16 @@ def delete_keys(deletes: DataFrame) -> DataFrame:
     return deletes.select(F.col("station_id"), F.col("day"), F.col("event_time").alias("ts"))
 
 
-def is_late(watermark: Column) -> Column:
-    """True for a change whose event time is older than the query's event-time watermark."""
-    return F.col("event_time") < watermark
+def is_late(watermark: datetime) -> Column:
+    """True for a change whose event time is older than the query's event-time watermark (naive UTC).
+
+    Compared as zero-padded epoch-microsecond strings, because Spark inlines a timestamp literal in
+    the generated code: a watermark that moves every batch made every batch compile new classes
+    that the JIT never warmed, while a string literal is passed by reference and the code stays the
+    same (docs/streaming.md). An event time before 1970 sorts first ('-' < '0'): late, as it should be.
+    """
+    micros = (watermark - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+    return F.lpad(F.unix_micros("event_time").cast("string"), 20, "0") < F.lit(f"{micros:020d}")
 
 
 # --- AQI -------------------------------------------------------------------------------------------------
