@@ -229,6 +229,11 @@ def test_the_page_shows_what_cassandra_holds(demo_store, dashboard_url):
     assert (SCREENSHOTS / "dashboard.png").stat().st_size > 50_000
 
 
+def test_the_demo_says_where_the_dashboard_is(demo):
+    settings = load_config().dashboard
+    assert f"make serve, then http://{settings.host}:{settings.port}/" in demo.stdout
+
+
 def test_fifty_clients_for_thirty_seconds_get_no_error(demo_store, dashboard_url):
     config = demo_store[0]
     out = REPO_ROOT / ".runs" / "loadtest" / "loadtest.json"
