@@ -56,6 +56,14 @@ demo: venv jars prometheus-tool ## set up, start the stack, replay recorded real
 demo-live: venv jars prometheus-tool ## the demo with the live Open-Meteo API instead of recorded responses (needs internet)
 	$(PY) -m stack.demo --live
 
+.PHONY: serve
+serve: venv ## the read API and dashboard page on http://127.0.0.1:8050 ([dashboard] in conf/pipeline.toml) over the stack's Cassandra
+	$(PY) -m dashboard
+
+.PHONY: loadtest
+loadtest: venv ## 50 clients for 30 s on the dashboard's stations and trend endpoints (loopback); p95 and errors to .runs/loadtest
+	$(PY) -m tests.load $(LOADTEST_ARGS)
+
 .PHONY: down
 down: ## stop the local stack
 	$(PY) -m stack down
@@ -118,7 +126,7 @@ test-integration: venv jars prometheus-tool ## integration tier: real Kafka, Cas
 	$(PYTEST) -m integration tests/integration
 
 .PHONY: test-e2e
-test-e2e: venv jars prometheus-tool browser-tool ## e2e tier: the whole flow and make demo on the local stack, exact end state, the notebook executed, the lag graph screenshot
+test-e2e: venv jars prometheus-tool browser-tool ## e2e tier: the whole flow and make demo on the local stack, exact end state, the notebook executed, the lag graph screenshot, the dashboard in Chromium and its load test
 	$(PYTEST) -m e2e tests/e2e
 
 .PHONY: test-faults

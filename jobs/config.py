@@ -264,6 +264,35 @@ class MonitoringConfig(_Section):
         return f"{self.consumer_group_prefix}{query}"
 
 
+class DashboardConfig(_Section):
+    """The read API and dashboard page (``python -m dashboard``, docs/dashboard.md)."""
+
+    # where the server listens (loopback: nothing else on this machine's network reaches it)
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8050, ge=1, le=65535)
+    # how often the page asks again (stations, trend, alerts, health)
+    refresh_seconds: int = Field(default=30, ge=2, le=3600)
+    # the most rows one response carries (readings, aggregates, alerts): the LIMIT of every read
+    max_page_size: int = Field(default=1000, ge=1, le=10000)
+    # the longest time range a readings or aggregates request may span (one readings partition per day)
+    max_range_days: int = Field(default=31, ge=1, le=366)
+    # the hours of 1 h aggregates the page's trend shows, ending with the station's latest hour
+    trend_hours: int = Field(default=72, ge=2)
+    # where the health strip finds a stopped job's last batch (what Prometheus last scraped of it)
+    prometheus_url: str = Field(default="http://127.0.0.1:9090", pattern=r"^https?://")
+    prometheus_lookback: str = "7 days"
+
+    _check_lookback = field_validator("prometheus_lookback")(classmethod(lambda cls, v: _interval(v)))
+
+    @model_validator(mode="after")
+    def _trend_fits_the_range(self) -> DashboardConfig:
+        if self.trend_hours > 24 * self.max_range_days:
+            raise ValueError(
+                f"trend_hours {self.trend_hours} is longer than max_range_days ({self.max_range_days} days)"
+            )
+        return self
+
+
 class PipelineConfig(_Section):
     kafka: KafkaConfig
     mongo: MongoConfig
@@ -272,6 +301,7 @@ class PipelineConfig(_Section):
     streaming: StreamingConfig = StreamingConfig()
     cdc: CdcConfig = CdcConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:

@@ -104,6 +104,14 @@ def lag_graph_url(prometheus_url: str, range_input: str = "15m") -> str:
     return f"{prometheus_url}/graph?{urllib.parse.urlencode(params)}"
 
 
+def dashboard_url() -> str:
+    """Where ``make serve`` (python -m dashboard) answers, from ``[dashboard]`` of the pipeline config."""
+    from jobs.config import load_config
+
+    settings = load_config().dashboard
+    return f"http://{settings.host}:{settings.port}/"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m stack.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -152,12 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         step("What landed where")
         run([PY, "-m", "jobs.report"], quiet=False, show_all=True)
     finally:
-        if args.keep_running or was_running:
+        kept = args.keep_running or was_running
+        if kept:
             print("\nThe stack is still running (make down stops it).")
         else:
             step("Stopping the stack")
             stack.down()
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s")
+    print(f"The dashboard over what landed: {'' if kept else 'make up && '}make serve, then {dashboard_url()}")
     return 0
 
 

@@ -1,12 +1,10 @@
-"""`make demo` on the running stack, and the Prometheus graph of the jobs' lag it leaves behind, looked
-at in a real headless browser. The screenshot (``.runs/screenshots/prometheus-lag.png``) is the one
-the README shows (docs/images/prometheus-lag.png is a copy from such a run)."""
+"""`make demo` on the running stack (the session's ``demo`` fixture, tests/e2e/conftest.py), and the
+Prometheus graph of the jobs' lag it leaves behind, looked at in a real headless browser. The screenshot
+(``.runs/screenshots/prometheus-lag.png``) is the one the README shows
+(docs/images/prometheus-lag.png is a copy from such a run)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 from stack.demo import lag_graph_url
@@ -15,22 +13,11 @@ from tests.support.browser import screenshot
 from tests.support.pipeline import REPO_ROOT
 
 SCREENSHOT = REPO_ROOT / ".runs" / "screenshots" / "prometheus-lag.png"
-# a backlog worked off in several batches, so the lag has a shape to graph
-DEMO_BATCH_LIMIT = "500"
 
 
-def test_demo_runs_the_flow_and_prometheus_graphs_both_jobs_lag(stack):
-    started = time.time()
-    done = subprocess.run(
-        [sys.executable, "-m", "stack.demo", "--beijing-rows", "2000"],
-        cwd=REPO_ROOT,
-        env={**os.environ, "AQSTREAM__KAFKA__MAX_OFFSETS_PER_TRIGGER": DEMO_BATCH_LIMIT},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "What landed where" in done.stdout
+def test_demo_runs_the_flow_and_prometheus_graphs_both_jobs_lag(stack, demo):
+    started = demo.started
+    assert "What landed where" in demo.stdout
 
     # Prometheus scraped both jobs while they ran: a lag above zero, then worked off
     url = stack.cfg.prometheus_url

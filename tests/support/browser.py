@@ -74,6 +74,8 @@ def headless_chrome(
         options.binary_location = str(chromium)
         for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
             options.add_argument(flag)
+        # keep the page's console (errors, failed loads, console.* calls) for console_errors()
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
         try:
             driver.set_page_load_timeout(page_load_timeout)
@@ -97,6 +99,12 @@ def wait_until(driver: WebDriver, condition: WaitCondition, timeout: float) -> o
         check = condition
         what = getattr(condition, "__name__", repr(condition))
     return WebDriverWait(driver, timeout).until(check, f"waited {timeout:g} s on {driver.current_url} for {what}")
+
+
+def console_errors(driver: WebDriver) -> list[dict]:
+    """The browser console's SEVERE entries since the last call (uncaught errors, console.error, a resource
+    that failed to load, such as a 404 or a blocked external fetch)."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def screenshot(

@@ -21,7 +21,14 @@ from PIL import Image
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 
-from tests.support.browser import BrowserToolMissing, browser_paths, headless_chrome, screenshot, wait_until
+from tests.support.browser import (
+    BrowserToolMissing,
+    browser_paths,
+    console_errors,
+    headless_chrome,
+    screenshot,
+    wait_until,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +37,7 @@ RENDERED_TEXT = "rendered by JavaScript"
 BEFORE_RGB = (255, 255, 255)
 AFTER_RGB = (20, 120, 200)
 PAGE = f"""<!doctype html>
-<html><head><title>aqstream browser check</title>
+<html><head><title>aqstream browser check</title><link rel="icon" href="data:,">
 <style>html, body {{ margin: 0; height: 100%; background: rgb{BEFORE_RGB}; }}</style></head>
 <body>
 <script>
@@ -114,6 +121,20 @@ def test_a_condition_never_met_fails_after_the_timeout_naming_it(page_url, tmp_p
         screenshot(page_url, tmp_path / "never.png", wait_for="#never-there", timeout=1.5)
     assert 1.5 <= time.monotonic() - started < 15
     assert not (tmp_path / "never.png").exists()
+
+
+def test_console_errors_are_the_pages_errors_and_failed_loads(page_url, tmp_path):
+    with headless_chrome() as driver:
+        driver.get(page_url)
+        wait_until(driver, "#rendered", timeout=10)
+        assert console_errors(driver) == []  # the page itself logs nothing (its icon is inline: no /favicon.ico)
+        driver.execute_script(
+            "console.error('broken on purpose');"
+            "const img = document.createElement('img'); img.src = '/missing.png'; document.body.append(img);"
+        )
+        wait_until(driver, lambda d: d.execute_script("return document.querySelector('img').complete"), timeout=5)
+        messages = " ".join(e["message"] for e in console_errors(driver))
+    assert "broken on purpose" in messages and "missing.png" in messages and "404" in messages
 
 
 def test_a_missing_browser_names_the_tool_and_the_make_target(tmp_path):
