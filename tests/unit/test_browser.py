@@ -10,10 +10,9 @@ from __future__ import annotations
 import functools
 import logging
 import struct
-import threading
 import time
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from tests.support.browser import (
     screenshot,
     wait_until,
 )
+from tests.support.loopback import loopback_server
 
 pytestmark = pytest.mark.unit
 
@@ -64,16 +64,8 @@ def page_url(tmp_path) -> Iterator[str]:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text(PAGE)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with loopback_server(functools.partial(QuietHandler, directory=str(site))) as url:
+        yield f"{url}/index.html"
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import pytest
 
 from collectors import openaq
 from collectors.httpclient import HttpClient, HttpError, HttpSettings, parse_retry_after, redact_url
+from tests.support.loopback import loopback_server
 
 pytestmark = pytest.mark.unit
 
@@ -53,19 +53,16 @@ class FaultServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.handler = Handler
+        self.url = ""
 
     def __enter__(self):
-        self.thread.start()
+        self._serving = loopback_server(self.handler)
+        self.url = self._serving.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        return self._serving.__exit__(*exc)
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ real run against a loopback server whose one path fails, so errors are counted, 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.load.harness import loopback_only, percentile, run_load, trend_path
+from tests.support.loopback import loopback_server
 
 pytestmark = pytest.mark.unit
 
@@ -60,15 +60,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with loopback_server(Handler) as url:
+        yield url
 
 
 def test_a_short_run_counts_every_request_and_every_error(server):
