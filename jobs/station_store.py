@@ -3,7 +3,7 @@ or changed rows written (``jobs.transforms.stations`` decides which)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,9 +25,11 @@ def read_registry(spark: SparkSession, config: PipelineConfig) -> dict[str, dict
 
 
 def update_registry(
-    spark: SparkSession, config: PipelineConfig, readings: Iterable[Mapping[str, Any]], updated_at: datetime
+    spark: SparkSession, config: PipelineConfig, readings: list[Mapping[str, Any]], updated_at: datetime
 ) -> int:
     """Upsert the registry rows of the stations of ``readings`` that are new or changed; returns how many."""
+    if not readings:  # every reading of the batch's days deleted: nothing to say about any station
+        return 0
     rows = registry_rows(readings, read_registry(spark, config), updated_at)
     if rows:
         frame = rows_frame(spark, rows, stations_row_spark_schema())
