@@ -17,6 +17,11 @@ canonical reading (``jobs.transforms.cdc_changes``) and, per micro-batch, in one
    change falls in, and of the 11 hours after it (their NowCast includes it), *from the readings
    table*, and upsert those that changed into ``aggregates_by_station``; a window left without
    readings (all deleted) loses its aggregate row (``jobs.transforms.aggregates``).
+4. from the same rows, the **AQI alerts** of those hours (an hour whose US NowCast category or EEA
+   band differs from the hour before: ``jobs.transforms.alerts``): the changes against the stored
+   alerts go to the Kafka topic ``kafka.alerts_topic`` first, then to ``alerts_by_station`` and
+   ``alerts_by_day`` (``jobs.alert_store``; docs/alerts.md); and the touched stations' metadata,
+   where new or changed, to the ``stations`` registry (``jobs.station_store``).
 
 Two cadences. Streaming, the job runs two queries over the topic: ``cdc_to_cassandra`` applies
 each micro-batch to the readings table on the short trigger (the readings' latency), and
@@ -63,7 +68,8 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,20 +79,25 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the repo im
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
-from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
+from pyspark.sql.types import DateType, StringType, StructField, StructType
 
+from jobs.alert_store import alerts_sender, apply_alert_changes, read_stored_alerts, status_counts
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
+from jobs.driver_rows import collect_rows, micros, rows_frame, select_with_micros
 from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
 from jobs.sinks import (
     DeltaTxn,
+    KafkaRecordSender,
     append_to_delta,
     delete_from_cassandra,
     read_cassandra,
     with_retries,
     write_cassandra,
 )
+from jobs.station_store import update_registry
 from jobs.transforms import aggregates as A
+from jobs.transforms import alerts as AL
 from jobs.transforms.aqi import with_aqi_python
 from jobs.transforms.cdc_changes import (
     DELETE,
@@ -99,6 +110,7 @@ from jobs.transforms.cdc_changes import (
     quarantine_records,
 )
 from jobs.transforms.cdc_routing import delete_keys, is_late, last_changes, to_patch_rows, to_reading_rows
+from jobs.transforms.stations import STATION_FIELDS
 from schemas.cassandra import aggregates_row_spark_schema
 from schemas.reading import POLLUTANT_FIELDS
 
@@ -106,9 +118,6 @@ QUERY_NAME = "cdc_to_cassandra"
 AGGREGATES_QUERY_NAME = "cdc_to_cassandra_aggregates"
 QUERY_NAMES = (QUERY_NAME, AGGREGATES_QUERY_NAME)
 log = logging.getLogger("aqstream.cdc_to_cassandra")
-
-EPOCH = datetime(1970, 1, 1)
-TIMESTAMP_COLUMNS = ("window_start", "window_end", "updated_at")
 
 
 def reading_aqi(rows: DataFrame) -> DataFrame:
@@ -129,14 +138,6 @@ def decode(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:
 # --- the aggregates' I/O: keyed reads and writes through the Spark Cassandra Connector ----------------
 
 
-def _micros(ts: datetime) -> int:
-    return (ts - EPOCH) // timedelta(microseconds=1)
-
-
-def _from_micros(micros: int | None) -> datetime | None:
-    return None if micros is None else EPOCH + timedelta(microseconds=micros)
-
-
 def changed_readings(changes: DataFrame) -> list[tuple[str, datetime]]:
     """(station_id, ts) of every reading a change of ``changes`` (rows with ``doc_id``, as
     ``parse_changes`` gives them) names. Only the document ids are read (Spark prunes the rest of
@@ -145,22 +146,20 @@ def changed_readings(changes: DataFrame) -> list[tuple[str, datetime]]:
 
 
 def read_station_days(spark: SparkSession, config: PipelineConfig, days: Iterable[tuple[str, date]]) -> list[dict]:
-    """Every reading of the given (station_id, day) partitions: one keyed read per partition."""
+    """Every reading of the given (station_id, day) partitions (its pollutants and station metadata):
+    one keyed read per partition."""
     cas = config.cassandra
     keys = spark.createDataFrame(
         list(days), StructType([StructField("station_id", StringType(), False), StructField("day", DateType(), False)])
     )
-    rows = (
-        keys.join(read_cassandra(spark, cas, cas.readings_table), ["station_id", "day"])
-        .select("station_id", F.unix_micros("ts").alias("ts"), *POLLUTANT_FIELDS)
-        .collect()
-    )
-    return [{**row.asDict(), "ts": _from_micros(row.ts)} for row in rows]
+    readings = keys.join(read_cassandra(spark, cas, cas.readings_table), ["station_id", "day"])
+    columns = ["station_id", "ts", *POLLUTANT_FIELDS, *STATION_FIELDS]
+    return collect_rows(select_with_micros(readings, columns, ["ts"]), ["ts"])
 
 
 def _window_keys_frame(spark: SparkSession, windows: Iterable[A.WindowKey]) -> DataFrame:
     keys = spark.createDataFrame(
-        [(station, size, _micros(start)) for station, size, start in windows],
+        [(station, size, micros(start)) for station, size, start in windows],
         "station_id string, window_size string, window_start_us long",
     )
     return keys.select("station_id", "window_size", F.expr("timestamp_micros(window_start_us)").alias("window_start"))
@@ -172,53 +171,66 @@ def read_stored_aggregates(
     """The aggregates table's rows of ``windows``: one keyed read per row (its full primary key)."""
     cas = config.cassandra
     keys = ["station_id", "window_size", "window_start"]
-    rows = (
-        _window_keys_frame(spark, windows)
-        .join(read_cassandra(spark, cas, cas.aggregates_table), keys)
-        .select(
-            "station_id",
-            "window_size",
-            F.unix_micros("window_start").alias("window_start"),
-            F.unix_micros("window_end").alias("window_end"),
-            *[c for c in A.compared_columns() if c != "window_end"],
-        )
-        .collect()
-    )
-    stored = {}
-    for row in rows:
-        values = row.asDict()
-        values["window_start"], values["window_end"] = (_from_micros(values[c]) for c in ("window_start", "window_end"))
-        stored[(values["station_id"], values["window_size"], values["window_start"])] = values
-    return stored
+    stored = _window_keys_frame(spark, windows).join(read_cassandra(spark, cas, cas.aggregates_table), keys)
+    times = ["window_start", "window_end"]
+    columns = [*keys, *A.compared_columns()]
+    rows = collect_rows(select_with_micros(stored, columns, times), times)
+    return {(r["station_id"], r["window_size"], r["window_start"]): r for r in rows}
 
 
 def write_aggregate_rows(spark: SparkSession, config: PipelineConfig, rows: list[dict[str, Any]]) -> None:
-    """Upsert aggregate rows (times as epoch microseconds in between: no local time zone involved)."""
-    schema = aggregates_row_spark_schema()
-    names = [f.name for f in schema.fields]
-    as_longs = StructType(
-        [StructField(f.name, LongType() if f.name in TIMESTAMP_COLUMNS else f.dataType, f.nullable) for f in schema]
-    )
-    frame = spark.createDataFrame(
-        [tuple(_micros(row[n]) if n in TIMESTAMP_COLUMNS else row[n] for n in names) for row in rows], as_longs
-    ).select(*[F.expr(f"timestamp_micros({n})").alias(n) if n in TIMESTAMP_COLUMNS else F.col(n) for n in names])
+    """Upsert aggregate rows."""
+    frame = rows_frame(spark, rows, aggregates_row_spark_schema())
     write_cassandra(frame, config.cassandra, config.cassandra.aggregates_table)
 
 
+@dataclass
+class Recomputed:
+    """What one recompute did, for the batch's log line and ``log_batch``."""
+
+    windows: int = 0  # windows the changes fall in
+    written: int = 0  # aggregate rows written (new or changed)
+    emptied: int = 0  # aggregate rows deleted (no reading left)
+    alerts: dict[str, int] = field(default_factory=lambda: status_counts([]))  # alerts_<status>: n
+    stations: int = 0  # registry rows written (new or changed)
+
+    def counts(self) -> dict[str, int]:
+        return {"written": self.written, "emptied": self.emptied, **self.alert_counts()}
+
+    def alert_counts(self) -> dict[str, int]:
+        """The alerts and registry counts (the readings query's own ``written`` means something else)."""
+        return {**self.alerts, "stations_written": self.stations}
+
+    def __str__(self) -> str:
+        alerts = ", ".join(f"{self.alerts[f'alerts_{s}']} {s}" for s in AL.STATUSES)
+        return (
+            f"{self.windows} windows recomputed, {self.written} aggregate rows written, {self.emptied} emptied; "
+            f"alerts {alerts}; {self.stations} stations written"
+        )
+
+
 def recompute_aggregates(
-    spark: SparkSession, config: PipelineConfig, changed: list[tuple[str, datetime]], times: StepTimes
-) -> tuple[int, int, int]:
+    spark: SparkSession,
+    config: PipelineConfig,
+    changed: list[tuple[str, datetime]],
+    times: StepTimes,
+    alerts: KafkaRecordSender,
+) -> Recomputed:
     """Recompute every window the changed readings fall in (and their NowCast followers) from the
-    readings table; write the rows that changed, delete the windows left empty. Returns (windows
-    recomputed, rows written, rows deleted)."""
+    readings table; write the rows that changed, delete the windows left empty. Then the alerts of
+    those hours (sent to ``alerts``, then stored) and the touched stations' registry rows."""
     if not changed:
-        return 0, 0, 0
+        return Recomputed()
     now = datetime.now(UTC).replace(tzinfo=None)
     windows = A.windows_to_recompute(changed)
+    hours = AL.alert_hours(windows)
     with times.step("read readings"):
         readings = read_station_days(spark, config, A.days_to_read(changed))
     with times.step("compute"):
-        rows = A.window_rows(readings, windows, now)
+        # the hours either side of the recomputed ones too: an alert compares an hour with the one before
+        all_rows = A.window_rows(readings, windows | AL.comparison_windows(hours), now)
+        rows = [r for r in all_rows if (r["station_id"], r["window_size"], r["window_start"]) in windows]
+        current_alerts = AL.hourly_alerts(all_rows, hours)
     with times.step("read aggregates"):
         stored = read_stored_aggregates(spark, config, windows)
     changed_rows = A.changed_rows(rows, stored)
@@ -232,7 +244,14 @@ def recompute_aggregates(
                 "cassandra aggregates delete",
                 lambda: delete_from_cassandra(_window_keys_frame(spark, emptied), cas, cas.aggregates_table),
             )
-    return len(A.touched_windows(changed)), len(changed_rows), len(emptied)
+    with times.step("read alerts"):
+        stored_alerts = read_stored_alerts(spark, config, AL.alert_keys(hours))
+    alert_changes = AL.alert_changes(current_alerts, stored_alerts)
+    apply_alert_changes(spark, config, alert_changes, alerts, now, times)
+    with times.step("stations"):
+        stations = update_registry(spark, config, readings, now)
+    touched = len(A.touched_windows(changed))
+    return Recomputed(touched, len(changed_rows), len(emptied), status_counts(alert_changes), stations)
 
 
 # --- the readings query -----------------------------------------------------------------------------------
@@ -252,6 +271,7 @@ class CdcBatchWriter:
     def __init__(self, config: PipelineConfig, aggregates_inline: bool = False):
         self.config = config
         self.aggregates_inline = aggregates_inline
+        self.alerts = alerts_sender(config) if aggregates_inline else None
         self.checkpoint = config.paths.checkpoint(QUERY_NAME)
         self._query_id: str | None = None
 
@@ -296,23 +316,23 @@ class CdcBatchWriter:
             with times.step("quarantine"):
                 reasons = self._quarantine(changes, batch_id)
         late_summary = _late_summary(tally["late"], tally["oldest_late"], watermark, batch_id)
-        windows = written = emptied = 0
-        if self.aggregates_inline and any(tally[k] for k in ROUTED_KINDS):
+        recomputed = Recomputed()
+        if self.alerts is not None and any(tally[k] for k in ROUTED_KINDS):
             with times.step("changed readings"):
                 changed = changed_readings(changes)
-            windows, written, emptied = recompute_aggregates(spark, cfg, changed, times)
+            recomputed = recompute_aggregates(spark, cfg, changed, times, self.alerts)
         log.info(
             "batch %d: %d changes: %s; late %s%s; %s",
             batch_id,
             tally["rows"],
             ", ".join(f"{k} {tally[k]}" for k in (*ROUTED_KINDS, QUARANTINE)),
             late_summary,
-            f"; {windows} windows recomputed, {written} aggregate rows written, {emptied} emptied"
-            if self.aggregates_inline
-            else "",
+            f"; {recomputed}" if self.aggregates_inline else "",
             times,
         )
         counts = {k: tally[k] for k in (*ROUTED_KINDS, QUARANTINE)}
+        if self.aggregates_inline:
+            counts.update(recomputed.alert_counts())
         log_batch(QUERY_NAME, batch_id, tally["rows"], times, late=tally["late"], quarantine_reasons=reasons, **counts)
 
     def _quarantine(self, changes: DataFrame, batch_id: int) -> dict[str, int]:
@@ -366,6 +386,7 @@ class AggregatesBatchWriter:
         self.readings_checkpoint = config.paths.checkpoint(QUERY_NAME)
         self.readings = readings
         self.poll_s = poll_s
+        self.alerts = alerts_sender(config)
 
     def __call__(self, changes: DataFrame, batch_id: int) -> None:
         spark = changes.sparkSession
@@ -374,17 +395,9 @@ class AggregatesBatchWriter:
             changed = changed_readings(changes)
         with times.step("wait for readings"):
             self._wait_for_readings(spark, batch_id)
-        windows, written, emptied = recompute_aggregates(spark, self.config, changed, times)
-        log.info(
-            "aggregates batch %d: %d readings changed; %d windows recomputed, %d rows written, %d emptied; %s",
-            batch_id,
-            len(changed),
-            windows,
-            written,
-            emptied,
-            times,
-        )
-        log_batch(AGGREGATES_QUERY_NAME, batch_id, len(changed), times, written=written, emptied=emptied)
+        recomputed = recompute_aggregates(spark, self.config, changed, times, self.alerts)
+        log.info("aggregates batch %d: %d readings changed; %s; %s", batch_id, len(changed), recomputed, times)
+        log_batch(AGGREGATES_QUERY_NAME, batch_id, len(changed), times, **recomputed.counts())
 
     def _wait_for_readings(self, spark: SparkSession, batch_id: int) -> None:
         needed = batch_end_offsets(spark, self.checkpoint, batch_id)

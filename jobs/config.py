@@ -91,6 +91,8 @@ class KafkaConfig(_Section):
     raw_topic: str = Field(min_length=1)
     quarantine_topic: str = Field(min_length=1)
     cdc_topic: str = Field(min_length=1)
+    # the AQI alerts cdc_to_cassandra emits (compacted: the latest record per alert key; docs/alerts.md)
+    alerts_topic: str = Field(min_length=1)
     partitions: int = Field(default=3, ge=1)
     # the replication factor of the topics jobs.setup creates (at most the number of brokers)
     replication_factor: int = Field(default=1, ge=1)

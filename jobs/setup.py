@@ -17,6 +17,9 @@ from kafka.admin import NewTopic
 from jobs.config import PipelineConfig, load_config_or_report
 from schemas.cassandra import cql_statements
 
+# a compacted topic keeps the latest record of each key (an alert's current state), not a time window
+COMPACTED = {"cleanup.policy": "compact"}
+
 
 def new_topics(config: PipelineConfig) -> list[NewTopic]:
     """The topics the pipeline needs, with the configured partitions and replication factor."""
@@ -24,7 +27,18 @@ def new_topics(config: PipelineConfig) -> list[NewTopic]:
     return [
         NewTopic(topic, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
         for topic in (kafka.raw_topic, kafka.quarantine_topic, kafka.cdc_topic)
-    ]
+    ] + [alerts_topic(config)]
+
+
+def alerts_topic(config: PipelineConfig) -> NewTopic:
+    """The alerts topic: compacted, so it holds the latest record of every alert key."""
+    kafka = config.kafka
+    return NewTopic(
+        kafka.alerts_topic,
+        num_partitions=kafka.partitions,
+        replication_factor=kafka.replication_factor,
+        topic_configs=COMPACTED,
+    )
 
 
 def create_topics(config: PipelineConfig) -> list[str]:

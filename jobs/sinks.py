@@ -157,3 +157,63 @@ def read_cassandra(spark: SparkSession, cassandra: CassandraConfig, table: str) 
         .option("directJoinSetting", "on")
         .load()
     )
+
+
+class KafkaRecordSender:
+    """Keyed records to one Kafka topic from the driver, through a kafka-python producer kept between
+    batches: for the few records a batch computes on the driver (the CDC job's alerts), where a
+    Spark write would cost a job per batch. :meth:`send` returns once Kafka has acknowledged every
+    record (``acks=all``), or raises; the idempotent producer keeps its own retries from
+    duplicating a record, a retry of the whole send may (at-least-once).
+
+    The topic must exist (``python -m jobs.setup topics`` creates it, with its settings): the
+    producer may not auto-create it, and the first send checks it with an admin client.
+    """
+
+    def __init__(self, bootstrap_servers: str, topic: str, setting: str):
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.setting = setting  # the config field naming the topic, for the error when it is missing
+        self._producer = None
+
+    def _connect(self):
+        from kafka import KafkaAdminClient, KafkaProducer
+
+        if self._producer is None:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id="aqstream-topic-check")
+            try:
+                if self.topic not in admin.list_topics():
+                    raise RuntimeError(
+                        f"Kafka topic {self.topic!r} ({self.setting}) does not exist: "
+                        "`python -m jobs.setup topics` creates it"
+                    )
+            finally:
+                admin.close()
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap_servers.split(","),
+                acks="all",
+                enable_idempotence=True,
+                # kafka-python guarantees idempotence only with one request in flight per connection
+                max_in_flight_requests_per_connection=1,
+                allow_auto_create_topics=False,
+                linger_ms=5,
+            )
+        return self._producer
+
+    def send(self, records: list[tuple[str, bytes]]) -> None:
+        if not records:
+            return
+        producer = self._connect()
+        try:
+            futures = [producer.send(self.topic, key=key.encode(), value=value) for key, value in records]
+            producer.flush()
+            for future in futures:
+                future.get(timeout=0)  # done after flush: raises the record's delivery error, if any
+        except Exception:
+            self.close()  # a retry starts on a fresh producer
+            raise
+
+    def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            producer.close(timeout=5)

@@ -84,6 +84,9 @@ ALERTS_BY_DAY_COLUMNS = (
 
 READINGS_PRIMARY_KEY = (("station_id", "day"), ("ts",))
 AGGREGATES_PRIMARY_KEY = (("station_id",), ("window_size", "window_start"))
+STATIONS_PRIMARY_KEY = (("registry",), ("station_id",))
+ALERTS_BY_STATION_PRIMARY_KEY = (("station_id",), ("hour", "aqi_index"))
+ALERTS_BY_DAY_PRIMARY_KEY = (("day",), ("hour", "station_id", "aqi_index"))
 
 
 def readings_table_columns() -> list[tuple[str, str]]:
@@ -130,6 +133,26 @@ def readings_row_spark_schema() -> StructType:
 def aggregates_row_spark_schema() -> StructType:
     """The DataFrame shape the CDC job writes to ``aggregates_by_station``."""
     return _spark_schema(aggregates_table_columns(), AGGREGATES_PRIMARY_KEY)
+
+
+def stations_row_spark_schema() -> StructType:
+    """The DataFrame shape the CDC job writes to ``stations``."""
+    return _spark_schema(list(STATION_COLUMNS), STATIONS_PRIMARY_KEY)
+
+
+def alerts_by_station_spark_schema() -> StructType:
+    """The DataFrame shape the CDC job writes to ``alerts_by_station``."""
+    return _spark_schema(list(ALERTS_BY_STATION_COLUMNS), ALERTS_BY_STATION_PRIMARY_KEY)
+
+
+def alerts_by_day_spark_schema() -> StructType:
+    """The DataFrame shape the CDC job writes to ``alerts_by_day``."""
+    return _spark_schema(list(ALERTS_BY_DAY_COLUMNS), ALERTS_BY_DAY_PRIMARY_KEY)
+
+
+def primary_key_columns(key: tuple[tuple[str, ...], ...]) -> list[str]:
+    """A primary key's columns in order (partition key, then clustering columns)."""
+    return [c for part in key for c in part]
 
 
 def cql_files() -> list[Path]:

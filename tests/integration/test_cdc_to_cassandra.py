@@ -23,14 +23,16 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from jobs import cdc_to_cassandra as job
 from jobs.setup import apply_cql
-from jobs.topics import wait_for_cdc
+from jobs.topics import read_topic, wait_for_cdc
 from stack import connector
 from tests.support.cdc_events import (
     EnvelopeFactory,
     assert_aggregates_equal,
     beijing_readings,
     mongo_document,
+    oracle_alert_changes,
     pandas_aggregates,
+    pandas_alerts,
     reading_aqi_mismatches,
     recorded_events,
 )
@@ -77,6 +79,73 @@ def writetimes(session, config) -> dict:
     return {(r.station_id, r.window_size, r.window_start): r.w for r in session.execute(query)}
 
 
+# --- the alerts and the station registry ------------------------------------------------------------------
+
+ALERT_FIELDS = ("station_id", "hour", "aqi_index", "previous_category", "category", "aqi", "pollutant")
+
+
+def cassandra_alerts(session, config, table: str) -> dict[tuple, dict]:
+    """An alerts table's rows by (station_id, aqi_index, hour)."""
+    rows = session.execute(f"SELECT * FROM {config.cassandra.keyspace}.{table}")
+    return {(r.station_id, r.aqi_index, r.hour): r._asdict() for r in rows}
+
+
+def assert_alerts_stored(session, config, expected: dict[tuple, dict]) -> None:
+    """Both alerts tables hold exactly the oracle's alerts (alerts_by_day under the UTC day of the hour)."""
+    by_station = cassandra_alerts(session, config, "alerts_by_station")
+    by_day = cassandra_alerts(session, config, "alerts_by_day")
+    assert {k: {f: row[f] for f in ALERT_FIELDS} for k, row in by_station.items()} == expected
+    assert {k: {f: row[f] for f in ALERT_FIELDS} for k, row in by_day.items()} == expected
+    assert all(str(row["day"]) == row["hour"].date().isoformat() for row in by_day.values())
+
+
+def alert_writetimes(session, config) -> dict:
+    """When each alert row and registry row was last written (µs), by table and key."""
+    keys = {"alerts_by_station": "station_id, aqi_index, hour", "alerts_by_day": "station_id, aqi_index, hour"}
+    times = {}
+    for table, key in {**keys, "stations": "station_id"}.items():
+        query = f"SELECT {key}, writetime(updated_at) AS w FROM {config.cassandra.keyspace}.{table}"
+        times.update({(table, *row[:-1]): row.w for row in session.execute(query)})
+    return times
+
+
+def expected_record(status: str, alert: dict) -> tuple[str, dict]:
+    """The Kafka key and JSON value docs/alerts.md specifies for an alert change."""
+    hour = alert["hour"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    fields = {f: alert[f] for f in ALERT_FIELDS if f != "hour"}
+    return f"{alert['station_id']}|{alert['aqi_index']}|{hour}", {**fields, "hour": hour, "status": status}
+
+
+def alert_records(config) -> list:
+    """Every record of the alerts topic: (partition, offset, key, value as JSON), in offset order per partition."""
+    records = read_topic(config.kafka.bootstrap_servers, config.kafka.alerts_topic)
+    return [(r.partition, r.offset, r.key.decode(), json.loads(r.value)) for r in records]
+
+
+def latest_alerts(records: list) -> dict[str, dict]:
+    """The topic as compaction leaves it: the last record of each key (one key, one partition), retractions dropped."""
+    latest = {key: value for _, _, key, value in sorted(records, key=lambda r: (r[0], r[1]))}
+    return {key: value for key, value in latest.items() if value["status"] != "retracted"}
+
+
+def assert_latest_alerts_are(records: list, expected: dict[tuple, dict]) -> None:
+    """The topic's latest record of each key that is not a retraction says the alert ``expected`` holds."""
+
+    def fields(value: dict) -> dict:
+        return {f: v for f, v in value.items() if f != "status"}
+
+    want = {key: fields(value) for key, value in (expected_record("", a) for a in expected.values())}
+    assert {key: fields(value) for key, value in latest_alerts(records).items()} == want
+
+
+def assert_registry(session, config, readings: list[dict]) -> None:
+    """The stations table's one partition lists every station of ``readings`` with its metadata."""
+    rows = session.execute(f"SELECT * FROM {config.cassandra.keyspace}.stations WHERE registry = 'all'")
+    fields = ("source", "station_name", "city", "country", "lat", "lon")
+    got = {r.station_id: {f: getattr(r, f) for f in fields} for r in rows}
+    assert got == {r["station_id"]: {f: r[f] for f in fields} for r in readings}
+
+
 def assert_readings_landed(stored: dict[str, dict], readings: list[dict]) -> None:
     assert set(stored) == {r["event_id"] for r in readings}
     for reading in readings:
@@ -104,31 +173,57 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
     assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))
     quarantine = spark.read.format("delta").load(str(config.paths.cdc_quarantine)).collect()
     assert len(quarantine) == len(recorded) and {q.reason_code for q in quarantine} == {"unroutable_key"}
+    # every category crossing of the oracle is an alert in both tables, and one "raised" record in Kafka
+    first_alerts = pandas_alerts(readings)
+    assert_alerts_stored(session, config, first_alerts)
+    first_records = alert_records(config)
+    assert sorted((k, v) for _, _, k, v in first_records) == sorted(
+        expected_record("raised", a) for a in first_alerts.values()
+    )
+    assert_registry(session, config, readings)
 
-    # an update changes the row and its windows; a delete removes the row (and recomputes its windows)
+    # an update changes the row and its windows; a delete removes the row (and recomputes its windows);
+    # the alerts they move are raised, corrected or retracted (Dongsi 2013-03-01 10:00 UTC's delete
+    # takes away a crossing)
     changed = {**readings[3], "pm25": 555.0, "o3": 1.5}
-    deleted = readings[60]
+    deleted = (readings[60], readings[66])
     produce(
         config.kafka.bootstrap_servers,
         config.kafka.cdc_topic,
-        [plain.change("u", changed), *wrapped.delete(deleted["event_id"])],
+        # each change keyed as its reading's first event (the same partition: Kafka order within a batch)
+        [plain.change("u", changed), *[m for r in deleted for m in wrapped.delete(r["event_id"])]],
     )
     run_available_now(job, spark, config)
-    expected = [changed if r is readings[3] else r for r in readings if r is not deleted]
+    expected = [changed if r is readings[3] else r for r in readings if r not in deleted]
     stored = cassandra_readings(session, config)
     assert_readings_landed(stored, expected)
     assert (stored[changed["event_id"]]["pm25"], stored[changed["event_id"]]["o3"]) == (555.0, 1.5)
     after_changes = cassandra_aggregates(session, config)
     assert_aggregates_equal(after_changes, pandas_aggregates(expected))
+    after_alerts = pandas_alerts(expected)
+    assert_alerts_stored(session, config, after_alerts)
+    records = alert_records(config)
+    sent = [(k, v) for p, o, k, v in records if (p, o) not in {(r[0], r[1]) for r in first_records}]
+    statuses = oracle_alert_changes(first_alerts, after_alerts)
+    assert all(statuses.values()), statuses  # the changes raise, correct and retract
+    assert sorted(sent) == sorted(
+        expected_record(status, (first_alerts if status == "retracted" else after_alerts)[key])
+        for status, keys in statuses.items()
+        for key in keys
+    )
+    assert_latest_alerts_are(records, after_alerts)
 
     # rerun over the whole topic from a fresh checkpoint: nothing changes, not even updated_at
     before_times = writetimes(session, config)
+    before_alert_times = alert_writetimes(session, config)
     fresh = config.model_copy(
         update={"paths": config.paths.model_copy(update={"checkpoint_root": str(tmp_path / "checkpoints-rerun")})}
     )
     run_available_now(job, spark, fresh)
     assert cassandra_readings(session, config) == stored
     assert writetimes(session, config) == before_times  # no aggregate row rewritten
+    assert alert_writetimes(session, config) == before_alert_times  # no alert or registry row rewritten
+    assert alert_records(config) == records  # and no alert sent again
     rerun = cassandra_aggregates(session, config)
     keys = ["station_id", "window_size", "window_start"]
     pd.testing.assert_frame_equal(
@@ -175,6 +270,10 @@ def test_sigkill_mid_stream_then_restart_ends_as_an_uninterrupted_run(stack, cdc
     print(f"killed after {killed_after} batches with {stored_at_kill} readings stored")
     assert_readings_landed(cassandra_readings(session, config), expected)
     assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(expected))
+    # a kill between an alert's send and its write sends it again: the topic's latest records still are the alerts
+    alerts = pandas_alerts(expected)
+    assert_alerts_stored(session, config, alerts)
+    assert_latest_alerts_are(alert_records(config), alerts)
 
 
 def test_streaming_readings_and_aggregates_queries_end_exact(stack, spark, cdc_env, data_dir):
@@ -219,6 +318,10 @@ def test_streaming_readings_and_aggregates_queries_end_exact(stack, spark, cdc_e
             query.stop()
     assert_readings_landed(cassandra_readings(session, config), expected)
     assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(expected))
+    alerts = pandas_alerts(expected)  # the aggregates query's alerts, whatever the batches were
+    assert_alerts_stored(session, config, alerts)
+    assert_latest_alerts_are(alert_records(config), alerts)
+    assert_registry(session, config, expected)
 
 
 def _aggregates_match(actual: pd.DataFrame, readings: list[dict]) -> bool:

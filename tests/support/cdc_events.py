@@ -301,3 +301,90 @@ def assert_aggregates_equal(actual, expected) -> None:
         a, e = ([aqi_value(v) for v in frame[column]] for frame in (actual, expected))
         diff = [(k, x, y) for k, x, y in zip(actual[keys].itertuples(index=False), a, e, strict=True) if x != y]
         assert not diff, f"{column} (window, stored, oracle): {diff[:5]}"
+
+
+# --- the independent alerts oracle ---------------------------------------------------------------------
+
+# the EPA's categories by the top of their AQI range (above the last: Hazardous), docs/aqi.md
+US_CATEGORY_BINS = (50, 100, 150, 200, 300)
+US_CATEGORY_NAMES = ("Good", "Moderate", "Unhealthy for Sensitive Groups", "Unhealthy", "Very Unhealthy", "Hazardous")
+# the EEA's bands: upper bounds (µg/m³, inclusive) of levels 1-5 per pollutant, docs/aqi.md's table
+EEA_BAND_UPPERS = {
+    "pm25": (5, 15, 50, 90, 140),
+    "pm10": (15, 45, 120, 195, 270),
+    "no2": (10, 25, 60, 100, 150),
+    "so2": (20, 40, 125, 190, 275),
+    "o3": (60, 100, 120, 160, 180),
+}
+EEA_BAND_NAMES = ("Good", "Fair", "Moderate", "Poor", "Very poor", "Extremely poor")
+
+
+def pandas_alerts(readings: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """The alerts of ``readings`` computed independently with pandas, by (station_id, aqi_index, hour):
+    each hour whose category differs from the previous clock hour's, where both hours have one.
+
+    'us': the category of the hourly NowCast AQI (the oracle's own, ``pandas_aggregates``) by the
+    EPA's ranges, the pollutant whose NowCast has the larger index (PM2.5 on a tie); 'eea': the
+    worst EEA band of the hourly means by the EEA's table, its level as the AQI, the first
+    pollutant (pm25, pm10, no2, so2, o3) at that level as the pollutant."""
+    import numpy as np
+    import pandas as pd
+
+    from jobs.transforms.aqi import us_aqi
+
+    hourly = pandas_aggregates(readings)
+    hourly = hourly[hourly["window_size"] == "1h"].reset_index(drop=True)
+    nowcast_aqi = pd.to_numeric(hourly["aqi_us_nowcast"], errors="coerce")
+    us_bins = [-np.inf, *US_CATEGORY_BINS, np.inf]
+    us_category = pd.cut(nowcast_aqi, us_bins, labels=US_CATEGORY_NAMES, right=True).astype(object)
+    pm25_index = [us_aqi("pm25", None if pd.isna(v) else v, "24h") for v in hourly["pm25_nowcast"]]
+    pm10_index = [us_aqi("pm10", None if pd.isna(v) else v, "24h") for v in hourly["pm10_nowcast"]]
+    us_pollutant = [
+        "pm10" if a is None or (b is not None and b > a) else "pm25"
+        for a, b in zip(pm25_index, pm10_index, strict=True)
+    ]
+    levels = pd.DataFrame(
+        {
+            p: pd.cut(hourly[f"{p}_mean"].where(hourly[f"{p}_mean"] >= 0), [-np.inf, *uppers, np.inf], labels=False) + 1
+            for p, uppers in EEA_BAND_UPPERS.items()
+        }
+    )
+    eea_level = levels.max(axis=1)
+    eea_pollutant = levels.fillna(0).idxmax(axis=1)  # the first column at the maximum
+    frames = {
+        "us": pd.DataFrame({"category": us_category, "aqi": nowcast_aqi, "pollutant": us_pollutant}),
+        "eea": pd.DataFrame(
+            {
+                "category": eea_level.map(lambda v: None if pd.isna(v) else EEA_BAND_NAMES[int(v) - 1]),
+                "aqi": eea_level,
+                "pollutant": eea_pollutant,
+            }
+        ),
+    }
+    alerts = {}
+    for index, frame in frames.items():
+        frame = frame.assign(station_id=hourly["station_id"], hour=hourly["window_start"])
+        for station, rows in frame.groupby("station_id"):
+            by_hour = rows.set_index("hour")
+            previous = by_hour["category"].shift(1, freq="h").reindex(by_hour.index)  # the clock hour before
+            crossed = by_hour["category"].notna() & previous.notna() & (by_hour["category"] != previous)
+            for hour, row in by_hour[crossed].iterrows():
+                alerts[(station, index, hour.to_pydatetime())] = {
+                    "station_id": station,
+                    "hour": hour.to_pydatetime(),
+                    "aqi_index": index,
+                    "previous_category": previous[hour],
+                    "category": row["category"],
+                    "aqi": int(row["aqi"]),
+                    "pollutant": row["pollutant"],
+                }
+    return alerts
+
+
+def oracle_alert_changes(before: dict[tuple, dict], after: dict[tuple, dict]) -> dict[str, set[tuple]]:
+    """The keys a change from the alerts ``before`` to ``after`` must raise, correct and retract."""
+    return {
+        "raised": after.keys() - before.keys(),
+        "corrected": {k for k in after.keys() & before.keys() if after[k] != before[k]},
+        "retracted": before.keys() - after.keys(),
+    }

@@ -14,6 +14,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.config import PipelineConfig, load_config
+from jobs.setup import alerts_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +42,7 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
         "AQSTREAM__KAFKA__RAW_TOPIC": f"t{tag}.raw",
         "AQSTREAM__KAFKA__QUARANTINE_TOPIC": f"t{tag}.quarantine",
         "AQSTREAM__KAFKA__CDC_TOPIC": f"t{tag}.cdc",
+        "AQSTREAM__KAFKA__ALERTS_TOPIC": f"t{tag}.alerts",
         "AQSTREAM__KAFKA__PARTITIONS": str(partitions),
         "AQSTREAM__MONGO__URI": f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true",
         "AQSTREAM__MONGO__DATABASE": f"aq_{tag}",
@@ -63,6 +65,7 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
                 NewTopic(topic, num_partitions=partitions, replication_factor=1)
                 for topic in (config.kafka.raw_topic, config.kafka.quarantine_topic)
             ]
+            + [alerts_topic(config)]  # compacted, as jobs.setup creates it: the CDC job sends its alerts there
         )
     finally:
         admin.close()

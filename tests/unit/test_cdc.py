@@ -314,12 +314,12 @@ def test_each_bad_event_is_quarantined_with_its_reason(spark, data_dir, readings
 def _readings_as_stored(spark, data_dir, readings) -> list[dict]:
     """The readings through the envelope decode into Cassandra rows, as the job reads them back
     (``station_id``, ``ts`` as naive UTC, the pollutants)."""
-    from jobs.cdc_to_cassandra import _from_micros
+    from jobs.driver_rows import from_micros
 
     f = EnvelopeFactory(data_dir, False)
     rows = to_reading_rows(last_changes(decode(spark, [f.change("c", r) for r in readings])))
     collected = rows.select("station_id", F.unix_micros("ts").alias("ts"), *POLLUTANT_FIELDS).collect()
-    return [{**r.asDict(), "ts": _from_micros(r.ts)} for r in collected]
+    return [{**r.asDict(), "ts": from_micros(r.ts)} for r in collected]
 
 
 def _all_windows(stored: list[dict]) -> set:

@@ -141,8 +141,11 @@ def test_the_topics_jobs_setup_creates():
 
     config = load_config(environ={"AQSTREAM__KAFKA__PARTITIONS": "12", "AQSTREAM__KAFKA__REPLICATION_FACTOR": "3"})
     topics = new_topics(config)
-    assert [t.name for t in topics] == [config.kafka.raw_topic, config.kafka.quarantine_topic, config.kafka.cdc_topic]
+    kafka = config.kafka
+    assert [t.name for t in topics] == [kafka.raw_topic, kafka.quarantine_topic, kafka.cdc_topic, kafka.alerts_topic]
     assert {(t.num_partitions, t.replication_factor) for t in topics} == {(12, 3)}
+    # the alerts topic keeps the latest record per alert key; the others keep a time window
+    assert [t.topic_configs for t in topics] == [{}, {}, {}, {"cleanup.policy": "compact"}]
 
 
 def test_both_jobs_kafka_readers_take_min_partitions_only_when_set():

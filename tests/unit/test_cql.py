@@ -110,6 +110,20 @@ def test_row_spark_schemas_follow_the_column_lists():
     assert cs.readings_row_spark_schema().fieldNames() == [n for n, _ in cs.readings_table_columns()]
     assert cs.aggregates_row_spark_schema().fieldNames() == [n for n, _ in cs.aggregates_table_columns()]
     assert not cs.readings_row_spark_schema()["day"].nullable
+    assert cs.stations_row_spark_schema().fieldNames() == [n for n, _ in cs.STATION_COLUMNS]
+    assert cs.alerts_by_station_spark_schema().fieldNames() == [n for n, _ in cs.ALERTS_BY_STATION_COLUMNS]
+    assert cs.alerts_by_day_spark_schema().fieldNames() == [n for n, _ in cs.ALERTS_BY_DAY_COLUMNS]
+    assert not cs.alerts_by_day_spark_schema()["day"].nullable and cs.alerts_by_day_spark_schema()["aqi"].nullable
+
+
+def test_the_python_primary_keys_are_the_cql_ones(tables):
+    for table, key in (
+        (cs.STATIONS_TABLE, cs.STATIONS_PRIMARY_KEY),
+        (cs.ALERTS_BY_STATION_TABLE, cs.ALERTS_BY_STATION_PRIMARY_KEY),
+        (cs.ALERTS_BY_DAY_TABLE, cs.ALERTS_BY_DAY_PRIMARY_KEY),
+    ):
+        partition, clustering = key
+        assert tables[table]["primary_key"] == f"PRIMARY KEY (({', '.join(partition)}), {', '.join(clustering)})"
 
 
 def test_an_older_aggregates_table_gets_the_nowcast_columns():
