@@ -26,30 +26,19 @@ from tests.support.pipeline import REPO_ROOT
 SCREENSHOTS = REPO_ROOT / ".runs" / "screenshots"
 TREND_STATION = "beijing-dongsi"
 WINDOW = (1440, 1300)
-# TODO(lead, issue 16): the CDC job writes no alerts until the `alerts` branch is merged. Then set this to
-# False (or delete it): the test then requires at least one alert the flow produced.
-ALERTS_FROM_THE_FLOW_PENDING = True
 
 
-def register_the_demos_stations(session, config) -> None:
-    """TODO(lead, issue 16): delete this once the CDC job writes the stations registry (the `alerts` branch).
-    Until then the registry is empty after a demo, so the test fills it as the contract says the job will:
-    one row per station that has readings, with the station's own metadata (a scan: tests only)."""
-    readings = config.cassandra.readings_table
-    days: dict[str, object] = {}
-    for key in session.execute(f"SELECT DISTINCT station_id, day FROM {readings}", timeout=60):
-        days[key["station_id"]] = max(days.get(key["station_id"], key["day"]), key["day"])
-    for station_id, day in days.items():
-        meta = session.execute(
-            f"SELECT source, station_name, city, country, lat, lon FROM {readings} WHERE station_id = %s AND day = %s"
-            " LIMIT 1",
-            (station_id, day),
-        ).one()
-        session.execute(
-            f"INSERT INTO {STATIONS_TABLE} (registry, station_id, source, station_name, city, country, lat, lon,"
-            " updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, toTimestamp(now()))",
-            (STATIONS_REGISTRY, station_id, *meta.values()),
-        )
+def registered_and_read_stations(session, config) -> tuple[set[str], set[str]]:
+    """The stations the CDC job registered, and those that have readings (a scan: tests only)."""
+    registered = {
+        r["station_id"]
+        for r in session.execute(f"SELECT station_id FROM {STATIONS_TABLE} WHERE registry = %s", (STATIONS_REGISTRY,))
+    }
+    with_readings = {
+        r["station_id"]
+        for r in session.execute(f"SELECT DISTINCT station_id, day FROM {config.cassandra.readings_table}", timeout=60)
+    }
+    return registered, with_readings
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +48,8 @@ def demo_store(demo) -> Iterator[tuple]:
     cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
     session = cluster.connect(config.cassandra.keyspace)
     session.row_factory = dict_factory
-    register_the_demos_stations(session, config)
+    registered, with_readings = registered_and_read_stations(session, config)
+    assert registered == with_readings, "the CDC job's stations registry differs from the stations with readings"
     try:
         yield config, session
     finally:
@@ -180,8 +170,7 @@ def test_the_page_shows_what_cassandra_holds(demo_store, dashboard_url):
         alerts = list(session.execute(f"SELECT * FROM {ALERTS_BY_STATION_TABLE}", timeout=60))
         alerts.sort(key=lambda a: (a["station_id"], a["aqi_index"]))
         alerts.sort(key=lambda a: a["hour"], reverse=True)
-        if not ALERTS_FROM_THE_FLOW_PENDING:  # TODO(lead, issue 16): see ALERTS_FROM_THE_FLOW_PENDING
-            assert alerts, "the flow produced no alert"
+        assert alerts, "the flow produced no alert"
         shown_alerts = [
             (
                 tr.get_attribute("data-station-id"),
