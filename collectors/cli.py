@@ -1,4 +1,4 @@
-"""``python -m collectors {openmeteo,openaq,replay} …``: parse args, build one settings object, run.
+"""``python -m collectors {openmeteo,openaq [backfill],replay} …``: parse args, build one settings object, run.
 
 Exit status: 0 done; 2 a failure the user must fix (bad option, refused API key/parameter);
 1 anything else.
@@ -144,14 +144,43 @@ def build_parser() -> argparse.ArgumentParser:
     _common(om, scheduled=True)
 
     oa = sub.add_parser(
-        "openaq", help=f"OpenAQ v3 latest values (key in ${openaq.API_KEY_ENV})", description=openaq.__doc__
+        "openaq",
+        help=f"OpenAQ v3 latest values, or a sensor's history (key in ${openaq.API_KEY_ENV})",
+        description=openaq.__doc__,
+        formatter_class=_RAW,
+    )
+    oa.add_argument(
+        "action",
+        nargs="?",
+        choices=["latest", "backfill"],
+        default="latest",
+        help="latest values (default), or backfill: the history of --sensor between --datetime-from and --datetime-to",
     )
     where = oa.add_mutually_exclusive_group()
     where.add_argument("--country", help="ISO 3166-1 alpha-2, e.g. KE")
     where.add_argument("--bbox", help="minlon,minlat,maxlon,maxlat")
-    where.add_argument("--location-ids", help="comma-separated OpenAQ location ids")
+    where.add_argument(
+        "--location-ids", help="comma-separated OpenAQ location ids (backfill: the locations that own the sensors)"
+    )
+    where.add_argument(
+        "--parameter", type=int, help="the latest value of one parameter everywhere (/parameters/ID/latest; 2 = PM2.5)"
+    )
     oa.add_argument(
-        "--from-file", type=Path, action="append", help="recorded /locations and /latest (or /sensors) responses"
+        "--from-file",
+        type=Path,
+        action="append",
+        help="recorded responses instead of the network: /locations, /locations|parameters/{id}/latest, /sensors,"
+        " /parameters; backfill: pages of /sensors/{id}/measurements|hours|days",
+    )
+    history = oa.add_argument_group("backfill")
+    history.add_argument("--sensor", type=int, action="append", help="a sensor id (repeatable)")
+    history.add_argument("--datetime-from", type=parse_utc, help="ISO-8601, e.g. 2023-03-07T05:00:00Z")
+    history.add_argument("--datetime-to", type=parse_utc, help="ISO-8601; later than --datetime-from")
+    history.add_argument(
+        "--endpoint",
+        choices=openaq.BACKFILL_ENDPOINTS,
+        help="measurements (as reported; default), hours (hourly means) or days (daily means, on the station"
+        " openaq-<id>-days)",
     )
     _common(oa, scheduled=True)
 
@@ -225,10 +254,15 @@ def run_scheduled(
     settings: CollectorSettings,
     stop: threading.Event,
     metrics: CollectorMetrics,
+    *,
+    skip_sent: bool = True,
 ) -> int:
+    """Collect, send, log the summary line; again every ``settings.every``. ``skip_sent=False`` (a
+    backfill) sends readings older than a station's newest sent too: they are history, not repeats."""
     sink = make_sink(settings)
     # only a Kafka run keeps the per-station high-water mark (a dry run must show everything)
-    state = SentState(settings.spool_dir / f"state-{source}.json") if isinstance(sink, KafkaSink) else None
+    keep_state = skip_sent and isinstance(sink, KafkaSink)
+    state = SentState(settings.spool_dir / f"state-{source}.json") if keep_state else None
     try:
         while True:
             now = datetime.now(UTC)
@@ -322,12 +356,64 @@ def _openmeteo(
     return run_scheduled("openmeteo", collect, settings, stop, metrics)
 
 
-def _openaq_from_files(paths: list[Path]) -> list[dict[str, Any]]:
-    locations, measurements = [], []
-    for path in paths:
-        for row in json.loads(path.read_text()).get("results") or []:
-            (locations if "sensors" in row else measurements).append(row)
-    return openaq.readings_from_latest(locations, measurements, ingested_at=datetime.now(UTC))
+def _recorded(paths: list[Path]) -> dict[str, openaq.RecordedRows]:
+    """Each recorded OpenAQ response's rows, by file."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    return {str(path): openaq.split_rows(json.loads(path.read_text()).get("results") or []) for path in paths}
+
+
+def _backfill_window(args: argparse.Namespace) -> openaq.Window:
+    if not args.sensor:
+        raise UsageError("backfill: name the sensors with --sensor ID (repeatable)")
+    if args.datetime_from is None or args.datetime_to is None:
+        raise UsageError("backfill: give the range with --datetime-from and --datetime-to (ISO-8601)")
+    if args.datetime_from >= args.datetime_to:
+        raise UsageError("backfill: --datetime-from must be earlier than --datetime-to")
+    if args.country or args.bbox or args.parameter is not None:
+        raise UsageError("backfill takes --sensor and --location-ids, not --country, --bbox or --parameter")
+    if args.every is not None:
+        raise UsageError("backfill runs once: drop --every")
+    return openaq.Window(args.datetime_from, args.datetime_to)
+
+
+def _openaq_backfill(
+    args: argparse.Namespace,
+    settings: CollectorSettings,
+    stop: threading.Event,
+    metrics: CollectorMetrics,
+    ids: list[int] | None,
+    key: str,
+) -> int:
+    window = _backfill_window(args)
+    endpoint = args.endpoint or "measurements"
+    if args.from_file:
+        if len(args.sensor) != 1:
+            raise UsageError("backfill --from-file: give one --sensor (recorded pages do not name their sensor)")
+        responses = _recorded(args.from_file)
+    elif not key:
+        raise UsageError(f"set {openaq.API_KEY_ENV} to your OpenAQ API key (https://explore.openaq.org/register)")
+    elif not ids:
+        raise UsageError(
+            "backfill: give the locations that own the sensors with --location-ids (OpenAQ's measurement rows do"
+            " not say where they were taken)"
+        )
+
+    def collect(now: datetime, state: SentState | None) -> Collected:
+        if args.from_file:
+            return openaq.backfill_from_recorded(
+                responses, args.sensor[0], window=window, ingested_at=datetime.now(UTC)
+            )
+        client = HttpClient(settings.http, headers={"X-API-Key": key}, hints=openaq.HINTS, metrics=metrics)
+        try:
+            locations = openaq.fetch_locations(client, country=None, bbox=None, location_ids=ids)
+            sensors = openaq.sensor_index(locations)
+            return openaq.backfill(client, args.sensor, sensors, endpoint=endpoint, window=window)
+        finally:
+            client.close()
+
+    return run_scheduled("openaq", collect, settings, stop, metrics, skip_sent=False)
 
 
 def _openaq(
@@ -335,18 +421,36 @@ def _openaq(
 ) -> int:
     ids = [int(i) for i in args.location_ids.split(",")] if args.location_ids else None
     key = os.environ.get(openaq.API_KEY_ENV, "").strip()
-    if not args.from_file:
+    if args.action == "backfill":
+        return _openaq_backfill(args, settings, stop, metrics, ids, key)
+    if args.sensor or args.datetime_from or args.datetime_to or args.endpoint:
+        raise UsageError(
+            "--sensor, --datetime-from, --datetime-to and --endpoint belong to backfill:"
+            " python -m collectors openaq backfill --sensor ID --datetime-from ... --datetime-to ..."
+        )
+    responses = _recorded(args.from_file) if args.from_file else None
+    parameter = None
+    if responses is not None and args.parameter is not None:
+        parameter = openaq.find_parameter(responses, args.parameter)
+        if parameter is None:
+            raise UsageError(
+                f"--parameter {args.parameter}: no recorded /parameters response among --from-file has it;"
+                f" add the response of {openaq.API_URL}/parameters/{args.parameter}"
+            )
+    if responses is None:
         if not key:
             raise UsageError(f"set {openaq.API_KEY_ENV} to your OpenAQ API key (https://explore.openaq.org/register)")
-        if not (args.country or args.bbox or ids):
-            raise UsageError("choose locations: --country, --bbox or --location-ids")
+        if not (args.country or args.bbox or ids or args.parameter is not None):
+            raise UsageError("choose locations: --country, --bbox or --location-ids (or one --parameter everywhere)")
 
     def collect(now: datetime, state: SentState | None) -> Collected:
-        if args.from_file:
-            return _openaq_from_files(args.from_file), {}
+        if responses is not None:
+            return openaq.latest_from_recorded(responses, ingested_at=datetime.now(UTC), parameter=parameter)
         client = HttpClient(settings.http, headers={"X-API-Key": key}, hints=openaq.HINTS, metrics=metrics)
         try:
-            return openaq.fetch(client, country=args.country, bbox=args.bbox, location_ids=ids), {}
+            if args.parameter is not None:
+                return openaq.fetch_parameter_latest(client, args.parameter)
+            return openaq.fetch(client, country=args.country, bbox=args.bbox, location_ids=ids)
         finally:
             client.close()
 

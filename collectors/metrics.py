@@ -51,7 +51,9 @@ class CollectorMetrics:
         self._dropped = counter(
             "readings_dropped",
             "readings not sent, by reason: already_sent (no newer than the station's last sent), forecast (Open-Meteo"
-            " hours after the fetch), unmapped_column (Open-Meteo: columns, not readings, with no rule; kept in extra)",
+            " hours after the fetch), unmapped_column (Open-Meteo: columns, not readings, with no rule; kept in extra);"
+            " OpenAQ records (rows) not read: unknown_location, unknown_parameter, outside_requested_range,"
+            " unsupported_period, unknown_shape (docs/collectors.md)",
             "reason",
         )
         self._flagged = counter(

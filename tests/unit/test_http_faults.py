@@ -183,7 +183,8 @@ def test_openaq_collector_over_the_fault_server(server, recorded, monkeypatch):
         {"status": 500},
         {"body": recorded("openaqr_v3_locations_1_latest.json")},
     ]
-    [reading] = openaq.fetch(_client([]), country=None, bbox=None, location_ids=[1])
+    [reading], dropped = openaq.fetch(_client([]), country=None, bbox=None, location_ids=[1])
+    assert dropped == {}
     assert reading["event_id"] == "openaq:openaq-1:20250709T013000Z" and reading["pm25"] == 8.15
 
 
