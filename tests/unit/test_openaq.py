@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 
 from collectors import openaq
+from tests.support.recordings import recording
 
 pytestmark = pytest.mark.unit
 
@@ -21,13 +22,11 @@ INGESTED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MEASUREMENTS_3 = "openaqr_v3_sensors_3_measurements_2023-03-07.json"  # 48 raw 30-min rows of sensor 3
 LIMIT5_3 = "openaqr_v3_sensors_3_measurements_limit5_page1.json"  # sensor 3's first 5 raw rows
 HOURS_DEL_NORTE = "openaqpy_v3_measurements.json"  # 2 hourly rows; the file names no sensor (see PROVENANCE)
-DAYS_10017217 = "nasa2025_v3_sensors_10017217_days_limit7.json"
-ROW_10017217 = "nasa2025_v3_parameters_2_latest_toronto_row.json"
 PARAMETER_2_LATEST = "openaqr_v3_parameters_2_latest.json"
 
 
 def _results(data_dir, name):
-    return json.loads((data_dir / "openaq" / name).read_text())["results"]
+    return json.loads(recording(data_dir, name).read_text())["results"]
 
 
 def _recorded(data_dir, *names):
@@ -230,55 +229,6 @@ def test_hourly_means_with_their_summary(data_dir):
             del_norte["coordinates"]["latitude"],
             del_norte["coordinates"]["longitude"],
         )
-
-
-def test_daily_means_go_to_the_days_station_at_the_local_midnight_that_starts_them(data_dir):
-    rows = _results(data_dir, DAYS_10017217)
-    [placing] = _results(data_dir, ROW_10017217)  # the only recorded fact placing sensor 10017217
-    assert placing["sensorsId"] == 10017217
-    responses = _recorded(data_dir, ROW_10017217, DAYS_10017217)
-    start, end = _utc("2024-07-20T00:00:00Z"), _utc("2024-07-24T23:00:00Z")
-    local_day = [date.fromisoformat(row["period"]["datetimeFrom"]["local"][:10]) for row in rows]
-    inside = [row for row, day in zip(rows, local_day, strict=True) if start.date() <= day <= end.date()]
-    readings, dropped = openaq.backfill_from_recorded(
-        responses, 10017217, window=openaq.Window(start, end), ingested_at=INGESTED
-    )
-    assert dropped == {"outside_requested_range": len(rows) - len(inside)} and len(inside) == 5
-    station = f"openaq-{placing['locationsId']}-days"
-    assert [r["event_id"] for r in readings] == [
-        f"openaq:{station}:{_stamp(row['period']['datetimeFrom']['utc'])}" for row in inside
-    ]
-    for reading, row in zip(readings, inside, strict=True):
-        assert reading["pm25"] == row["value"]
-        assert reading["extra"]["pm25_coverage_pct"] == row["coverage"]["percentComplete"]
-        assert reading["extra"]["pm25_expected_count"] == row["coverage"]["expectedCount"]
-        assert (reading["lat"], reading["lon"]) == (
-            placing["coordinates"]["latitude"],
-            placing["coordinates"]["longitude"],
-        )
-        # local midnight: the day's local start, in UTC
-        assert row["period"]["datetimeFrom"]["local"].endswith("T00:00:00-04:00")
-
-
-def test_daily_rows_without_a_placing_record_are_counted(data_dir):
-    rows = _results(data_dir, DAYS_10017217)
-    window = openaq.Window(_utc("2024-07-01T00:00:00Z"), _utc("2024-08-01T00:00:00Z"))
-    readings, dropped = openaq.backfill_from_recorded(
-        _recorded(data_dir, DAYS_10017217), 10017217, window=window, ingested_at=INGESTED
-    )
-    assert (readings, dropped) == ([], {"unknown_location": len(rows)})
-
-
-def test_rows_of_unread_periods_and_shapes_are_counted(data_dir):
-    """Yearly rows (``/days/yearly``) are not readings: ``unsupported_period``; a row that is no
-    measurement at all (a /countries row) is ``unknown_shape``."""
-    yearly = _results(data_dir, "nasa2025_v3_sensors_10017217_days_yearly_limit3.json")
-    assert {row["period"]["label"] for row in yearly} == {"1 year"}
-    countries = _results(data_dir, "openaqr_v3_countries_page1.json")
-    sensors = openaq.sensor_index([], _results(data_dir, ROW_10017217))
-    drops = openaq.Drops()
-    assert openaq.observations_from_periods(yearly + countries, 10017217, sensors, drops) == []
-    assert drops.counts == {"unsupported_period": len(yearly), "unknown_shape": len(countries)}
 
 
 def test_backfill_params_per_endpoint():

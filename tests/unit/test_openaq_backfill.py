@@ -19,6 +19,7 @@ from collectors.httpclient import HttpClient, HttpSettings
 from collectors.metrics import CollectorMetrics
 from jobs.config import load_config
 from tests.support.loopback import loopback_server
+from tests.support.recordings import recording
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +87,7 @@ def server():
 
 @pytest.fixture
 def recorded(data_dir):
-    return lambda name: json.loads((data_dir / "openaq" / name).read_text())
+    return lambda name: json.loads(recording(data_dir, name).read_text())
 
 
 def _client(sleeps: list[float]) -> HttpClient:
@@ -139,20 +140,6 @@ def test_found_as_a_string_reads_on_until_an_empty_page(server, recorded, monkey
     assert [q[1]["page"] for q in server.queries] == ["1", "2"]
     assert len(readings) == 5 and dropped == {}
     assert "gave no reading" not in caplog.text
-
-
-def test_days_are_asked_by_date_from_and_date_to(server, recorded, monkeypatch):
-    days = recorded("nasa2025_v3_sensors_10017217_days_limit7.json")
-    monkeypatch.setattr(openaq, "API_URL", f"{server.url}/v3")
-    server.responses["/v3/sensors/10017217/days"] = days
-    sensors = openaq.sensor_index([], recorded("nasa2025_v3_parameters_2_latest_toronto_row.json")["results"])
-    window = openaq.Window(_utc("2024-07-20T00:00:00Z"), _utc("2024-07-27T00:00:00Z"))
-    readings, dropped = openaq.backfill(_client([]), [10017217], sensors, endpoint="days", window=window)
-    [(path, query, _)] = server.queries
-    assert (query["date_from"], query["date_to"]) == ("2024-07-20T00:00:00Z", "2024-07-27T00:00:00Z")
-    assert "datetime_from" not in query
-    assert dropped == {} and len(readings) == len(days["results"])
-    assert {r["station_id"] for r in readings} == {"openaq-2966040-days"}
 
 
 def test_a_page_of_a_sensor_no_location_owns_is_counted_and_named(server, recorded, monkeypatch, caplog):
@@ -225,7 +212,7 @@ def test_backfill_command_live_sends_every_reading_and_summarises(server, record
 
 
 def test_backfill_command_from_recorded_pages(data_dir, tmp_path):
-    files = [data_dir / "openaq" / name for name in (LOCATIONS, MEASUREMENTS_3)]
+    files = [recording(data_dir, name) for name in (LOCATIONS, MEASUREMENTS_3)]
     out = tmp_path / "readings.ndjson"
     argv = ["openaq", "backfill", "--sensor", "3", "--datetime-from", FROM, "--datetime-to", TO, "--out", str(out)]
     for path in files:
@@ -240,9 +227,9 @@ def test_parameter_latest_command_from_recorded_files(data_dir, tmp_path):
     out = tmp_path / "readings.ndjson"
     argv = ["openaq", "--parameter", "2", "--out", str(out)]
     for name in names:
-        argv += ["--from-file", str(data_dir / "openaq" / name)]
+        argv += ["--from-file", str(recording(data_dir, name))]
     assert _run(argv, CollectorMetrics("openaq")) == 0
-    rows = json.loads((data_dir / "openaq" / names[0]).read_text())["results"]
+    rows = json.loads(recording(data_dir, names[0]).read_text())["results"]
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted((r["station_id"], r["pm25"]) for r in written) == sorted(
         (f"openaq-{row['locationsId']}", row["value"]) for row in rows
