@@ -21,3 +21,19 @@ def loopback_server(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+class LoopbackServerObject:
+    """Base for a test server that keeps state for its handler: subclasses set ``self.handler`` (a
+    handler class that reads their state); ``with`` serves it on loopback and sets ``self.url``."""
+
+    handler: Callable[..., BaseHTTPRequestHandler]
+    url = ""
+
+    def __enter__(self):
+        self._serving = loopback_server(self.handler)
+        self.url = self._serving.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._serving.__exit__(*exc)

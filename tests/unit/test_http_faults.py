@@ -13,14 +13,14 @@ import pytest
 
 from collectors import openaq
 from collectors.httpclient import HttpClient, HttpError, HttpSettings, parse_retry_after, redact_url
-from tests.support.loopback import loopback_server
+from tests.support.loopback import LoopbackServerObject
 
 pytestmark = pytest.mark.unit
 
 SECRET = "sk-test-not-a-real-key-1234"
 
 
-class FaultServer:
+class FaultServer(LoopbackServerObject):
     """Serves scripted responses per path: each request pops the next step; the last one repeats."""
 
     def __init__(self):
@@ -54,15 +54,6 @@ class FaultServer:
                     pass
 
         self.handler = Handler
-        self.url = ""
-
-    def __enter__(self):
-        self._serving = loopback_server(self.handler)
-        self.url = self._serving.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._serving.__exit__(*exc)
 
 
 @pytest.fixture

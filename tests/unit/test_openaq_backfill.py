@@ -18,7 +18,7 @@ from collectors import cli, openaq
 from collectors.httpclient import HttpClient, HttpSettings
 from collectors.metrics import CollectorMetrics
 from jobs.config import load_config
-from tests.support.loopback import loopback_server
+from tests.support.loopback import LoopbackServerObject
 from tests.support.recordings import recording
 
 pytestmark = pytest.mark.unit
@@ -33,7 +33,7 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
-class PagingServer:
+class PagingServer(LoopbackServerObject):
     """Serves recorded responses by path; a list of rows is paged as the API pages (``page``, ``limit``,
     ``meta.found`` from the recording). Records every query; ``headers`` go out with page 1."""
 
@@ -69,14 +69,6 @@ class PagingServer:
                 self.wfile.write(body)
 
         self.handler = Handler
-
-    def __enter__(self):
-        self._serving = loopback_server(self.handler)
-        self.url = self._serving.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self._serving.__exit__(*exc)
 
 
 @pytest.fixture
