@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dashboard.categories import current_aqi, legend
 from dashboard.ranges import BadParameter, TimeRange, checked_range, days_newest_first
-from dashboard.rows import json_row, latest_alerts
+from dashboard.rows import json_row, json_value, latest_alerts
 from dashboard.store import Store
 from jobs.config import PipelineConfig
 from schemas.cassandra import WINDOW_SIZES
@@ -40,6 +40,22 @@ StationId = Annotated[str, PathParam(min_length=1, max_length=200, description="
 def bad_parameter(exc: BadParameter) -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors, naming the query parameter."""
     return HTTPException(422, detail=[{"loc": ["query", exc.parameter], "msg": exc.message, "type": "value_error"}])
+
+
+def ranged_page(
+    station_id: str, span: TimeRange, limit: int, key: str, rows: list[dict[str, Any]], **extra: str
+) -> dict[str, Any]:
+    """The answer of a station's range endpoint: its range and cap, then ``rows`` (read newest first)
+    oldest first under ``key``."""
+    return {
+        "station_id": station_id,
+        **extra,
+        "start": json_value(span.start),
+        "end": json_value(span.end),
+        "limit": limit,
+        "count": len(rows),
+        key: [json_row(r) for r in reversed(rows)],
+    }
 
 
 def create_app(config: PipelineConfig, store: Store, health: Callable[[], dict[str, Any]]) -> FastAPI:
@@ -134,14 +150,7 @@ def create_app(config: PipelineConfig, store: Store, health: Callable[[], dict[s
         span = time_range(start, end)
         known_station(station_id)
         rows = store.readings(station_id, days_newest_first(span), span.start, span.end, limit)
-        return {
-            "station_id": station_id,
-            "start": json_row({"t": span.start})["t"],
-            "end": json_row({"t": span.end})["t"],
-            "limit": limit,
-            "count": len(rows),
-            "readings": [json_row(r) for r in reversed(rows)],
-        }
+        return ranged_page(station_id, span, limit, "readings", rows)
 
     @app.get("/api/stations/{station_id}/aggregates", tags=["stations"])
     def aggregates(
@@ -156,15 +165,7 @@ def create_app(config: PipelineConfig, store: Store, health: Callable[[], dict[s
         span = time_range(start, end)
         known_station(station_id)
         rows = store.windows(station_id, window, span.start, span.end, limit)
-        return {
-            "station_id": station_id,
-            "window": window,
-            "start": json_row({"t": span.start})["t"],
-            "end": json_row({"t": span.end})["t"],
-            "limit": limit,
-            "count": len(rows),
-            "aggregates": [json_row(r) for r in reversed(rows)],
-        }
+        return ranged_page(station_id, span, limit, "aggregates", rows, window=window)
 
     @app.get("/api/stations/{station_id}/alerts", tags=["alerts"])
     def station_alerts(station_id: StationId, limit: Limit = DEFAULT_ALERTS) -> dict[str, Any]:

@@ -7,11 +7,12 @@ Input is :func:`jobs.transforms.cdc_changes.decode_changes`'s output; nothing he
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.driver_rows import micros
 from jobs.transforms.cdc_changes import PATCH, ROUTED_KINDS
 from schemas.cassandra import AQI_COLUMNS, readings_table_columns
 from schemas.reading import READING_FIELDS, spark_type
@@ -90,8 +91,7 @@ def is_late(watermark: datetime) -> Column:
     that the JIT never warmed, while a string literal is passed by reference and the code stays the
     same (docs/streaming.md). An event time before 1970 sorts first ('-' < '0'): late, as it should be.
     """
-    micros = (watermark - datetime(1970, 1, 1)) // timedelta(microseconds=1)
-    return F.lpad(F.unix_micros("event_time").cast("string"), 20, "0") < F.lit(f"{micros:020d}")
+    return F.lpad(F.unix_micros("event_time").cast("string"), 20, "0") < F.lit(f"{micros(watermark):020d}")
 
 
 # --- AQI -------------------------------------------------------------------------------------------------
