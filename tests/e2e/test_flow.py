@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
+from datetime import datetime
 
 import pytest
 from pymongo import MongoClient
@@ -24,7 +26,13 @@ from tests.support.flow import (
     out_of_range,
     run_available_now,
 )
-from tests.support.pipeline import REPO_ROOT, bronze_contents, produce, replay_to_kafka
+from tests.support.pipeline import REPO_ROOT, bronze_contents, collect_to_kafka, parse_ts, produce, replay_to_kafka
+from tests.support.recordings import recording
+
+# OpenAQ: sensor 3's first measurements page (5 raw 30-minute pm25 rows) and the locations page naming its location
+OPENAQ_PAGE = "openaqr_v3_sensors_3_measurements_limit5_page1.json"
+OPENAQ_LOCATIONS = "openaqr_v3_locations_page1.json"
+OPENAQ_SENSOR = 3
 
 
 @pytest.fixture
@@ -47,6 +55,9 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
         limit=60,
         out=tmp_path / "kaggle.ndjson",
     )
+    page = json.loads(recording(data_dir, OPENAQ_PAGE).read_text())["results"]
+    openaq_sent = backfill_page_to_kafka(config, data_dir, page, tmp_path / "openaq.ndjson")
+    sent += openaq_sent
     produce(
         config.kafka.bootstrap_servers,
         config.kafka.raw_topic,
@@ -69,6 +80,7 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     for event_id, row in rows.items():
         assert close(row["pm25"], valid[event_id]["pm25"]) and close(row["pm10"], valid[event_id]["pm10"])
     assert reading_aqi_mismatches(rows, list(valid.values())) == []  # each reading's AQI, from its pollutants
+    assert openaq_rows(rows, openaq_sent) == expected_openaq_rows(data_dir, page)
     assert bronze_contents(spark, str(config.paths.bronze))[0] == sorted(valid)
 
     quarantine = spark.read.format("delta").load(str(config.paths.quarantine))
@@ -95,6 +107,49 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     assert f"bronze rows: {len(valid)}" in printed
     assert f"mongo documents: {len(valid)}" in printed
     assert f"cassandra readings: {len(valid)}" in printed
+
+
+def backfill_page_to_kafka(config, data_dir, page: list[dict], out) -> list[dict]:
+    """The OpenAQ measurements page through the real backfill collector (its recorded-pages mode) into Kafka,
+    over a range that holds every row of the page (from the first period's start to the last one's end)."""
+    args = ["openaq", "backfill", "--sensor", str(OPENAQ_SENSOR)]
+    args += ["--datetime-from", min(r["period"]["datetimeFrom"]["utc"] for r in page)]
+    args += ["--datetime-to", max(r["period"]["datetimeTo"]["utc"] for r in page)]
+    for name in (OPENAQ_LOCATIONS, OPENAQ_PAGE):
+        args += ["--from-file", str(recording(data_dir, name))]
+    return collect_to_kafka(config, args, out)
+
+
+OPENAQ_COLUMNS = ("station_id", "ts", "lat", "lon", "pm25", "pm10", "aqi_us", "aqi_us_category", "aqi_us_dominant")
+OPENAQ_COLUMNS += ("eaqi", "eaqi_band", "eaqi_dominant")
+
+
+def openaq_rows(rows: dict[str, dict], sent: list[dict]) -> list[tuple]:
+    """Cassandra's rows of the OpenAQ readings sent, oldest first, as (column values in OPENAQ_COLUMNS order)."""
+    stored = [rows[r["event_id"]] for r in sent if r["event_id"] in rows]
+    return sorted(tuple(row[c] for c in OPENAQ_COLUMNS) for row in stored)
+
+
+def expected_openaq_rows(data_dir, page: list[dict]) -> list[tuple]:
+    """What Cassandra must hold for the page, read off the recordings: one row per measurement of the location
+    that owns the sensor, at its period's end, with its pm25 and the AQIs of that pm25 worked out here.
+
+    US AQI (EPA, 2024 PM2.5 table): 0.0-9.0 µg/m³ (truncated to 0.1) is Good, 0-50, linear; EAQI (EEA, 2024
+    bands): PM2.5 0-5 µg/m³ is level 1, Good. The page's values are all in those first bands (checked)."""
+    locations = json.loads(recording(data_dir, OPENAQ_LOCATIONS).read_text())["results"]
+    location = next(loc for loc in locations if OPENAQ_SENSOR in {s["id"] for s in loc["sensors"]})
+    expected = []
+    for r in page:
+        pm25 = float(r["value"])
+        assert r["parameter"]["name"] == "pm25" and r["parameter"]["units"] == "µg/m³" and pm25 <= 5.0
+        aqi_us = math.floor(50 / 9.0 * (math.floor(pm25 * 10) / 10) + 0.5)
+        when: datetime = parse_ts(r["period"]["datetimeTo"]["utc"])
+        coordinates = location["coordinates"]
+        expected.append(
+            (f"openaq-{location['id']}", when, coordinates["latitude"], coordinates["longitude"], pm25, None)
+            + (aqi_us, "Good", "pm25", 1, "Good", "pm25")
+        )
+    return sorted(expected)
 
 
 def execute_notebook(path) -> str:

@@ -74,8 +74,14 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
 
 def replay_to_kafka(config: PipelineConfig, dataset: str, files: list[Path], limit: int, out: Path) -> list[dict]:
     """Run the real replay collector into the raw topic; return the readings it sent (its --out copy)."""
-    common = [sys.executable, "-m", "collectors", "replay", "--dataset", dataset, "--limit", str(limit)]
-    common += ["--files", *map(str, files)]
+    args = ["replay", "--dataset", dataset, "--limit", str(limit), "--files", *map(str, files)]
+    return collect_to_kafka(config, args, out)
+
+
+def collect_to_kafka(config: PipelineConfig, args: list[str], out: Path) -> list[dict]:
+    """Run a real collector command (``python -m collectors <args>``) into the raw topic; return the readings
+    it sent: the same command's --out copy (its readings and event ids do not depend on when it runs)."""
+    common = [sys.executable, "-m", "collectors", *args]
     subprocess.run([*common, "--out", str(out)], check=True, cwd=REPO_ROOT, timeout=300)
     subprocess.run(
         [
