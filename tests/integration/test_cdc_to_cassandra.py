@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC
 from pathlib import Path
 
 import pandas as pd
@@ -77,7 +76,7 @@ def assert_buckets_stored(session, config, readings: list[dict]) -> None:
     """Every aggregate row sits in its window's UTC month (1 h) or year (1 d) partition, and the buckets
     table lists exactly the buckets the readings' windows fall in."""
     assert bucket_mismatches(cassandra_aggregates(session, config)) == []
-    utc = [r["ts"].astimezone(UTC) for r in readings]
+    utc = [parse_ts(r["ts"]) for r in readings]
     expected = {(r["station_id"], "1h", ts.strftime("%Y-%m")) for r, ts in zip(readings, utc, strict=True)}
     expected |= {(r["station_id"], "1d", ts.strftime("%Y")) for r, ts in zip(readings, utc, strict=True)}
     table = f"{config.cassandra.keyspace}.{AGGREGATE_BUCKETS_TABLE}"

@@ -4,7 +4,7 @@ against the real Cassandra of the stack."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 from cassandra.cluster import Cluster
@@ -19,6 +19,7 @@ from schemas.cassandra import (
     cql_statements,
 )
 from tests.support.cdc_events import beijing_readings
+from tests.support.pipeline import parse_ts
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def beijing_readings_utc(data_dir) -> list[dict]:
     """Two stations' first 60 hours (from 2013-02-28 16:00 UTC: February's end and March's start), ts in
     naive UTC as the jobs read them."""
     readings = beijing_readings(data_dir, "Aotizhongxin", 60) + beijing_readings(data_dir, "Dongsi", 60)
-    return [{**r, "ts": r["ts"].astimezone(UTC).replace(tzinfo=None)} for r in readings]
+    return [{**r, "ts": parse_ts(r["ts"])} for r in readings]
 
 
 def expected_bucket(row: dict) -> str:
