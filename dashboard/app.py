@@ -26,7 +26,7 @@ from dashboard.ranges import BadParameter, TimeRange, checked_range, days_newest
 from dashboard.rows import json_row, json_value, latest_alerts
 from dashboard.store import Store
 from jobs.config import PipelineConfig
-from schemas.cassandra import WINDOW_SIZES
+from schemas.cassandra import WINDOW_SIZES, buckets_newest_first
 
 STATIC = Path(__file__).resolve().parent / "static"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -164,7 +164,9 @@ def create_app(config: PipelineConfig, store: Store, health: Callable[[], dict[s
         carry the PM NowCast and its AQI); the newest ``limit`` of them when there are more."""
         span = time_range(start, end)
         known_station(station_id)
-        rows = store.windows(station_id, window, span.start, span.end, limit)
+        rows = store.windows(
+            station_id, window, buckets_newest_first(window, span.start, span.end), span.start, span.end, limit
+        )
         return ranged_page(station_id, span, limit, "aggregates", rows, window=window)
 
     @app.get("/api/stations/{station_id}/alerts", tags=["alerts"])

@@ -15,8 +15,10 @@ canonical reading (``jobs.transforms.cdc_changes``) and, per micro-batch, in one
 3. recompute the **1 h and 1 d tumbling-window aggregates** (count, mean, min, max per pollutant,
    plus the AQI of the window means; on 1 h windows the PM NowCast and its AQI) of every window a
    change falls in, and of the 11 hours after it (their NowCast includes it), *from the readings
-   table*, and upsert those that changed into ``aggregates_by_station``; a window left without
-   readings (all deleted) loses its aggregate row (``jobs.transforms.aggregates``).
+   table*, and upsert those that changed into ``aggregates_by_station_bucket`` (one partition per
+   station, window size and UTC month or year: ``schemas.cassandra.window_bucket``), and their buckets
+   into ``aggregate_buckets_by_station``; a window left without readings (all deleted) loses its
+   aggregate row (``jobs.transforms.aggregates``).
 4. from the same rows, the **AQI alerts** of those hours (an hour whose US NowCast category or EEA
    band differs from the hour before: ``jobs.transforms.alerts``): the changes against the stored
    alerts go to the Kafka topic ``kafka.alerts_topic`` first, then to ``alerts_by_station`` and
@@ -111,7 +113,12 @@ from jobs.transforms.cdc_changes import (
 )
 from jobs.transforms.cdc_routing import delete_keys, is_late, last_changes, to_patch_rows, to_reading_rows
 from jobs.transforms.stations import STATION_FIELDS
-from schemas.cassandra import aggregates_row_spark_schema
+from schemas.cassandra import (
+    AGGREGATE_BUCKETS_TABLE,
+    aggregate_buckets_spark_schema,
+    aggregates_row_spark_schema,
+    window_bucket,
+)
 from schemas.reading import POLLUTANT_FIELDS
 
 QUERY_NAME = "cdc_to_cassandra"
@@ -158,11 +165,13 @@ def read_station_days(spark: SparkSession, config: PipelineConfig, days: Iterabl
 
 
 def _window_keys_frame(spark: SparkSession, windows: Iterable[A.WindowKey]) -> DataFrame:
+    """The aggregates table's primary keys of ``windows`` (with their buckets)."""
     keys = spark.createDataFrame(
-        [(station, size, micros(start)) for station, size, start in windows],
-        "station_id string, window_size string, window_start_us long",
+        [(station, size, window_bucket(size, start), micros(start)) for station, size, start in windows],
+        "station_id string, window_size string, bucket string, window_start_us long",
     )
-    return keys.select("station_id", "window_size", F.expr("timestamp_micros(window_start_us)").alias("window_start"))
+    start = F.expr("timestamp_micros(window_start_us)").alias("window_start")
+    return keys.select("station_id", "window_size", "bucket", start)
 
 
 def read_stored_aggregates(
@@ -170,7 +179,7 @@ def read_stored_aggregates(
 ) -> dict[A.WindowKey, dict[str, Any]]:
     """The aggregates table's rows of ``windows``: one keyed read per row (its full primary key)."""
     cas = config.cassandra
-    keys = ["station_id", "window_size", "window_start"]
+    keys = ["station_id", "window_size", "bucket", "window_start"]
     stored = _window_keys_frame(spark, windows).join(read_cassandra(spark, cas, cas.aggregates_table), keys)
     times = ["window_start", "window_end"]
     columns = [*keys, *A.compared_columns()]
@@ -179,9 +188,13 @@ def read_stored_aggregates(
 
 
 def write_aggregate_rows(spark: SparkSession, config: PipelineConfig, rows: list[dict[str, Any]]) -> None:
-    """Upsert aggregate rows."""
+    """Upsert aggregate rows, and their buckets into the buckets table (where the newest window is)."""
     frame = rows_frame(spark, rows, aggregates_row_spark_schema())
     write_cassandra(frame, config.cassandra, config.cassandra.aggregates_table)
+    keys = A.buckets_of((r["station_id"], r["window_size"], r["window_start"]) for r in rows)
+    buckets = [dict(zip(("station_id", "window_size", "bucket"), key, strict=True)) for key in sorted(keys)]
+    bucket_frame = rows_frame(spark, buckets, aggregate_buckets_spark_schema())
+    write_cassandra(bucket_frame, config.cassandra, AGGREGATE_BUCKETS_TABLE)
 
 
 @dataclass

@@ -139,7 +139,7 @@ class CassandraConfig(_Section):
     replication_factor: int = Field(default=1, ge=1)
     datacenters: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], Annotated[int, Field(ge=1)]] = {}
     readings_table: str = "readings_by_station_day"
-    aggregates_table: str = "aggregates_by_station"
+    aggregates_table: str = "aggregates_by_station_bucket"
     local_dc: str = "datacenter1"
     # the Spark Cassandra Connector's consistency levels (cdc_to_cassandra reads back what it wrote:
     # on several nodes both LOCAL_QUORUM, so the read sees the write)

@@ -18,6 +18,7 @@ from jobs.config import PipelineConfig, load_config_or_report
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
 from jobs.transforms.raw_readings import bronze_readings
+from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 
 
 def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
@@ -81,13 +82,21 @@ def hourly_aggregates(config: PipelineConfig, station_id: str, limit: int = 5) -
     cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
     try:
         session = cluster.connect(config.cassandra.keyspace)
-        return list(
-            session.execute(
-                "SELECT station_id, window_start, pm25_count, pm25_mean, pm25_max, aqi_us, aqi_us_category "
-                f"FROM {config.cassandra.aggregates_table} WHERE station_id = %s AND window_size = '1h' LIMIT %s",
-                (station_id, limit),
-            )
+        # the station's 1 h buckets newest first, each partition asked for what is still missing
+        buckets = session.execute(
+            f"SELECT bucket FROM {AGGREGATE_BUCKETS_TABLE} WHERE station_id = %s AND window_size = '1h'", (station_id,)
         )
+        rows: list[Any] = []
+        for bucket in buckets:
+            if len(rows) >= limit:
+                break
+            rows += session.execute(
+                "SELECT station_id, window_start, pm25_count, pm25_mean, pm25_max, aqi_us, aqi_us_category "
+                f"FROM {config.cassandra.aggregates_table} WHERE station_id = %s AND window_size = '1h' AND bucket = %s"
+                " LIMIT %s",
+                (station_id, bucket.bucket, limit - len(rows)),
+            )
+        return rows
     finally:
         cluster.shutdown()
 

@@ -4,7 +4,9 @@ Usage:
     python -m jobs.setup [--config conf/pipeline.toml] {topics,mongo,cassandra,all}
 
 Idempotent: what exists is left as it is. The Cassandra keyspace and tables come from the
-committed CQL in schemas/cql/, never improvised by a job.
+committed CQL in schemas/cql/, never improvised by a job. After the CQL, the aggregates of the
+unbucketed layout (``aggregates_by_station``), if any, move to the bucketed table
+(``jobs.migrate_aggregates``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from kafka.admin import NewTopic
 
 from jobs.config import PipelineConfig, load_config_or_report
+from jobs.migrate_aggregates import migrate
 from schemas.cassandra import cql_statements
 
 # a compacted topic keeps the latest record of each key (an alert's current state), not a time window
@@ -112,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("cassandra", "all"):
         for statement in apply_cql(config):
             print(f"cassandra: {statement}")
+        moved = migrate(config)
+        if moved is not None:
+            print(f"cassandra: {moved} aggregate rows moved to {config.cassandra.aggregates_table}")
     return 0
 
 

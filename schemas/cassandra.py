@@ -6,7 +6,8 @@ The CQL lives in ``schemas/cql/*.cql`` (applied in file-name order by the stack 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from string import Template
 
@@ -17,7 +18,12 @@ from schemas.reading import CQL_TYPES, POLLUTANT_FIELDS, READING_FIELDS, spark_t
 CQL_DIR = Path(__file__).resolve().parent / "cql"
 
 READINGS_TABLE = "readings_by_station_day"
-AGGREGATES_TABLE = "aggregates_by_station"
+# the windowed aggregates, one partition per (station, window size, bucket): see window_bucket
+AGGREGATES_TABLE = "aggregates_by_station_bucket"
+# each station's buckets that hold aggregates, newest first: where the newest window is (docs/cassandra.md)
+AGGREGATE_BUCKETS_TABLE = "aggregate_buckets_by_station"
+# the layout before buckets (002, 003): one partition per station; jobs.migrate_aggregates moves its rows
+UNBUCKETED_AGGREGATES_TABLE = "aggregates_by_station"
 STATIONS_TABLE = "stations"
 ALERTS_BY_STATION_TABLE = "alerts_by_station"
 ALERTS_BY_DAY_TABLE = "alerts_by_day"
@@ -83,7 +89,13 @@ ALERTS_BY_DAY_COLUMNS = (
 )
 
 READINGS_PRIMARY_KEY = (("station_id", "day"), ("ts",))
-AGGREGATES_PRIMARY_KEY = (("station_id",), ("window_size", "window_start"))
+AGGREGATES_PRIMARY_KEY = (("station_id", "window_size", "bucket"), ("window_start",))
+AGGREGATE_BUCKETS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("station_id", "string"),
+    ("window_size", "string"),
+    ("bucket", "string"),
+)
+AGGREGATE_BUCKETS_PRIMARY_KEY = (("station_id",), ("window_size", "bucket"))
 STATIONS_PRIMARY_KEY = (("registry",), ("station_id",))
 ALERTS_BY_STATION_PRIMARY_KEY = (("station_id",), ("hour", "aqi_index"))
 ALERTS_BY_DAY_PRIMARY_KEY = (("day",), ("hour", "station_id", "aqi_index"))
@@ -97,11 +109,37 @@ def readings_table_columns() -> list[tuple[str, str]]:
     return columns + list(AQI_COLUMNS)
 
 
+def window_bucket(window_size: str, window_start: datetime) -> str:
+    """The aggregates partition a window belongs to: the UTC month (``YYYY-MM``) of a 1 h window's start,
+    the UTC year (``YYYY``) of a 1 d window's start, so a partition holds at most 744 hourly or 366 daily
+    rows. A naive ``window_start`` is UTC."""
+    if window_start.tzinfo is not None:
+        window_start = window_start.astimezone(UTC)
+    if window_size == "1h":
+        return f"{window_start.year:04d}-{window_start.month:02d}"
+    if window_size == "1d":
+        return f"{window_start.year:04d}"
+    raise ValueError(f"window_size must be one of {WINDOW_SIZES}, got {window_size!r}")
+
+
+def buckets_newest_first(window_size: str, start: datetime, end: datetime) -> list[str]:
+    """The buckets of every window of ``window_size`` with ``start <= window_start < end``, the newest first."""
+    months = {"1h": 1, "1d": 12}[window_size]
+    last = end - timedelta(microseconds=1)
+    first_month, last_month = start.year * 12 + start.month - 1, last.year * 12 + last.month - 1
+    first_month -= first_month % months
+    buckets = []
+    for month in range(last_month, first_month - 1, -months):
+        buckets.append(window_bucket(window_size, datetime(month // 12, month % 12 + 1, 1)))
+    return buckets
+
+
 def aggregates_table_columns() -> list[tuple[str, str]]:
-    """(column, kind) of ``aggregates_by_station``."""
+    """(column, kind) of ``aggregates_by_station_bucket``."""
     columns = [
         ("station_id", "string"),
         ("window_size", "string"),
+        ("bucket", "string"),
         ("window_start", "timestamp"),
         ("window_end", "timestamp"),
     ]
@@ -131,8 +169,13 @@ def readings_row_spark_schema() -> StructType:
 
 
 def aggregates_row_spark_schema() -> StructType:
-    """The DataFrame shape the CDC job writes to ``aggregates_by_station``."""
+    """The DataFrame shape the CDC job writes to ``aggregates_by_station_bucket``."""
     return _spark_schema(aggregates_table_columns(), AGGREGATES_PRIMARY_KEY)
+
+
+def aggregate_buckets_spark_schema() -> StructType:
+    """The DataFrame shape the CDC job writes to ``aggregate_buckets_by_station``."""
+    return _spark_schema(list(AGGREGATE_BUCKETS_COLUMNS), AGGREGATE_BUCKETS_PRIMARY_KEY)
 
 
 def stations_row_spark_schema() -> StructType:
@@ -171,16 +214,19 @@ def replication_cql(replication: Mapping[str, str | int]) -> str:
 
 
 def cql_statements(
-    keyspace: str = "airquality", replication: Mapping[str, str | int] = SINGLE_NODE_REPLICATION
+    keyspace: str = "airquality",
+    replication: Mapping[str, str | int] = SINGLE_NODE_REPLICATION,
+    files: Iterable[Path] | None = None,
 ) -> list[str]:
-    """Every statement of ``schemas/cql/*.cql`` in order, with the keyspace and its replication substituted
+    """Every statement of ``schemas/cql/*.cql`` in order (or of ``files``: the migration test builds an
+    older schema), with the keyspace and its replication substituted
     (:meth:`jobs.config.CassandraConfig.replication`).
 
     Comments (``--`` lines) are dropped; statements are split on ``;``. All are idempotent
     (``IF NOT EXISTS``), so applying them on every start is safe.
     """
     statements: list[str] = []
-    for path in cql_files():
+    for path in cql_files() if files is None else files:
         text = Template(path.read_text()).substitute(keyspace=keyspace, replication=replication_cql(replication))
         body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
         statements += [s.strip() for s in body.split(";") if s.strip()]

@@ -25,14 +25,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, NOWCAST_HOURS, aqi_values, nowcast, nowcast_aqi
-from schemas.cassandra import AGGREGATE_STATS, NOWCAST_COLUMNS
+from schemas.cassandra import AGGREGATE_STATS, NOWCAST_COLUMNS, window_bucket
 from schemas.reading import POLLUTANT_FIELDS, parse_event_id
 
 WINDOW_LENGTHS: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 NOWCAST_POLLUTANTS: tuple[str, ...] = ("pm25", "pm10")
 
-# (station_id, window_size, window_start): the aggregates table's primary key
+# (station_id, window_size, window_start): a window (the table's key adds its bucket, a function of these)
 WindowKey = tuple[str, str, datetime]
+# (station_id, window_size, bucket): an aggregates partition, and the buckets table's key
+BucketKey = tuple[str, str, str]
 
 
 def window_start(ts: datetime, size: str) -> datetime:
@@ -132,6 +134,7 @@ def window_rows(
         row: dict[str, Any] = {
             "station_id": station,
             "window_size": size,
+            "bucket": window_bucket(size, start),
             "window_start": start,
             "window_end": start + WINDOW_LENGTHS[size],
             **window.columns(),
@@ -152,6 +155,11 @@ def window_rows(
         row["updated_at"] = updated_at
         rows.append(row)
     return rows
+
+
+def buckets_of(windows: Iterable[WindowKey]) -> set[BucketKey]:
+    """The aggregates partitions (and buckets-table rows) of ``windows``."""
+    return {(station, size, window_bucket(size, start)) for station, size, start in windows}
 
 
 def compared_columns() -> list[str]:

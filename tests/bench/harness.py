@@ -29,7 +29,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from jobs.metrics_endpoint import MetricsServer
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from jobs.topics import cdc_document_id, cdc_envelope, read_topic, topic_records, topic_size, wait_for_cdc
 from jobs.transforms.raw_readings import bronze_readings
+from schemas.cassandra import AGGREGATE_BUCKETS_TABLE, buckets_newest_first
 from schemas.reading import READING_FIELDS, reading_to_mongo_document
 from stack import connector
 from stack.core import Stack
@@ -844,7 +845,7 @@ def cassandra_plain_write(bench: Bench, run: int, source: PipelineConfig) -> Run
 
 
 def _wait_for_tables(spark: SparkSession, config: PipelineConfig) -> None:
-    for table in (config.cassandra.readings_table, config.cassandra.aggregates_table):
+    for table in (config.cassandra.readings_table, config.cassandra.aggregates_table, AGGREGATE_BUCKETS_TABLE):
         _wait_for_table(spark, config.cassandra.keyspace, table)
 
 
@@ -1017,7 +1018,7 @@ class FreshnessWatcher(threading.Thread):
         table = f"{config.cassandra.keyspace}.{config.cassandra.aggregates_table}"
         self._query = self._session.prepare(
             f"SELECT window_start FROM {table} "
-            "WHERE station_id = ? AND window_size = '1h' AND window_start >= ? AND window_start <= ?"
+            "WHERE station_id = ? AND window_size = '1h' AND bucket = ? AND window_start >= ? AND window_start <= ?"
         )
         self.pending: dict[str, dict[datetime, list[tuple[str, int]]]] = defaultdict(dict)
         self.freshness_ms: dict[str, int] = {}  # event_id → first seen − sent_at
@@ -1046,10 +1047,12 @@ class FreshnessWatcher(threading.Thread):
         for station, windows in self.pending.items():
             if not windows:
                 continue
-            rows = self._session.execute(self._query, (station, min(windows), max(windows)), timeout=30)
-            for row in rows:
-                for event_id, sent_at in windows.pop(row.window_start, []):
-                    self.freshness_ms[event_id] = seen_at - sent_at
+            first, last = min(windows), max(windows)
+            for bucket in buckets_newest_first("1h", first, last + timedelta(hours=1)):  # one read per month
+                rows = self._session.execute(self._query, (station, bucket, first, last), timeout=30)
+                for row in rows:
+                    for event_id, sent_at in windows.pop(row.window_start, []):
+                        self.freshness_ms[event_id] = seen_at - sent_at
         self.polls.append(begun)
         self.poll_seconds.append(time.time() - begun)
 

@@ -24,6 +24,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from jobs import cdc_to_cassandra as job
 from jobs.setup import apply_cql
 from jobs.topics import read_topic, wait_for_cdc
+from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 from stack import connector
 from tests.support.cdc_events import (
     EnvelopeFactory,
@@ -36,7 +37,7 @@ from tests.support.cdc_events import (
     reading_aqi_mismatches,
     recorded_events,
 )
-from tests.support.flow import debezium_connector, run_available_now
+from tests.support.flow import bucket_mismatches, debezium_connector, run_available_now
 from tests.support.pipeline import REPO_ROOT, isolated_config, parse_ts, produce
 
 COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm10", "no2", "so2", "co", "o3")
@@ -69,6 +70,17 @@ def cassandra_readings(session, config) -> dict[str, dict]:
 def cassandra_aggregates(session, config) -> pd.DataFrame:
     rows = session.execute(f"SELECT * FROM {config.cassandra.keyspace}.{config.cassandra.aggregates_table}")
     return pd.DataFrame([r._asdict() for r in rows])
+
+
+def assert_buckets_stored(session, config, readings: list[dict]) -> None:
+    """Every aggregate row sits in its window's UTC month (1 h) or year (1 d) partition, and the buckets
+    table lists exactly the buckets the readings' windows fall in."""
+    assert bucket_mismatches(cassandra_aggregates(session, config)) == []
+    utc = [parse_ts(r["ts"]) for r in readings]
+    expected = {(r["station_id"], "1h", ts.strftime("%Y-%m")) for r, ts in zip(readings, utc, strict=True)}
+    expected |= {(r["station_id"], "1d", ts.strftime("%Y")) for r, ts in zip(readings, utc, strict=True)}
+    table = f"{config.cassandra.keyspace}.{AGGREGATE_BUCKETS_TABLE}"
+    assert {tuple(r) for r in session.execute(f"SELECT station_id, window_size, bucket FROM {table}")} == expected
 
 
 def writetimes(session, config) -> dict:
@@ -171,6 +183,7 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
     print(f"first run: {time.monotonic() - started:.1f}s")
     assert_readings_landed(cassandra_readings(session, config), readings)
     assert_aggregates_equal(cassandra_aggregates(session, config), pandas_aggregates(readings))
+    assert_buckets_stored(session, config, readings)
     quarantine = spark.read.format("delta").load(str(config.paths.cdc_quarantine)).collect()
     assert len(quarantine) == len(recorded) and {q.reason_code for q in quarantine} == {"unroutable_key"}
     # every category crossing of the oracle is an alert in both tables, and one "raised" record in Kafka

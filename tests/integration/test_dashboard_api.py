@@ -29,6 +29,7 @@ from jobs.setup import apply_cql
 from jobs.transforms.aggregates import window_rows, window_start
 from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, aqi_values, us_aqi
 from schemas.cassandra import (
+    AGGREGATE_BUCKETS_TABLE,
     ALERTS_BY_DAY_TABLE,
     ALERTS_BY_STATION_TABLE,
     STATIONS_REGISTRY,
@@ -44,6 +45,8 @@ REGISTERED_WITHOUT_DATA = "beijing-dingling"
 UPDATED_AT = datetime(2026, 11, 30, 12, 0)
 MAX_PAGE = 50
 MAX_DAYS = 3
+# a newest 1 h bucket listed for Dongsi whose windows were all deleted: the latest hour is in the one before
+EMPTIED_BUCKET = "2013-04"
 
 
 def iso(moment: datetime) -> str:
@@ -124,6 +127,11 @@ def insert(session, table: str, rows: list[dict]) -> None:
         session.execute(statement, [row[c] for c in columns])
 
 
+def month_or_year(window: dict) -> str:
+    """The partition of an aggregate row: its window's UTC month (1 h) or year (1 d)."""
+    return window["window_start"].strftime("%Y-%m" if window["window_size"] == "1h" else "%Y")
+
+
 class Data:
     def __init__(self, readings: list[dict], windows: list[dict], stations: list[dict], alerts: list[dict]):
         self.readings, self.windows, self.stations, self.alerts = readings, windows, stations, alerts
@@ -171,6 +179,13 @@ def keyspace(stack, data_dir) -> Iterator[tuple]:
     try:
         insert(session, config.cassandra.readings_table, readings)
         insert(session, config.cassandra.aggregates_table, windows)
+        buckets = {(w["station_id"], w["window_size"], month_or_year(w)) for w in windows}
+        buckets.add(("beijing-dongsi", "1h", EMPTIED_BUCKET))
+        insert(
+            session,
+            AGGREGATE_BUCKETS_TABLE,
+            [dict(zip(("station_id", "window_size", "bucket"), b, strict=True)) for b in buckets],
+        )
         insert(session, STATIONS_TABLE, stations)
         insert(session, ALERTS_BY_STATION_TABLE, alerts)
         insert(session, ALERTS_BY_DAY_TABLE, [a | {"day": a["hour"].date()} for a in alerts])
@@ -278,6 +293,23 @@ def test_a_stations_aggregates_over_a_range_with_the_nowcast(service, size):
             assert row["aqi_us_nowcast"] == window["aqi_us_nowcast"]
         else:
             assert row["pm25_nowcast"] is None and row["aqi_us_nowcast"] is None
+
+
+@pytest.mark.parametrize("limit", [MAX_PAGE, 8, 4])
+def test_hourly_aggregates_over_a_months_end_come_from_both_months_partitions(service, limit):
+    client, store, data, sent, _ = service
+    start, end = datetime(2013, 2, 28, 20), datetime(2013, 3, 1, 6)
+    sent.clear()
+    params = {"window": "1h", "start": iso(start), "end": iso(end), "limit": limit}
+    body = client.get("/api/stations/beijing-dongsi/aggregates", params=params).json()
+    expected = [w for w in data.of("beijing-dongsi", "1h") if start <= w["window_start"] < end]
+    assert len(expected) == 10  # 20:00-23:00 of February, 00:00-05:00 of March
+    assert [r["window_start"] for r in body["aggregates"]] == [iso(w["window_start"]) for w in expected[-limit:]]
+    assert [r["pm25_mean"] for r in body["aggregates"]] == pytest.approx([w["pm25_mean"] for w in expected[-limit:]])
+    # the March partition answers first; with a page it fills, February's is never asked
+    windows = store.prepared["windows"]
+    buckets = [query.values[2].decode() for query in sent if query.prepared_statement is windows]
+    assert buckets == (["2013-03", "2013-02"] if limit > 6 else ["2013-03"])
 
 
 ALERT_FIELDS = ("station_id", "hour", "aqi_index", "previous_category", "category", "aqi", "pollutant")
@@ -418,7 +450,12 @@ def test_routing_key_indexes_is_none_when_a_statement_lacks_its_partition_key(ke
     """The claims the next test rests on, checked against cassandra-driver and Cassandra themselves."""
     config, _, session = keyspace
     table = config.cassandra.aggregates_table
-    assert session.prepare(f"SELECT * FROM {table} WHERE station_id = ? LIMIT 1").routing_key_indexes == [0]
+    keyed = f"SELECT * FROM {table} WHERE station_id = ? AND window_size = ? AND bucket = ? LIMIT 1"
+    assert session.prepare(keyed).routing_key_indexes == [0, 1, 2]
+    station_only = f"SELECT * FROM {table} WHERE station_id = ? LIMIT 1"
+    assert session.prepare(f"{station_only} ALLOW FILTERING").routing_key_indexes is None  # not one partition
+    with pytest.raises(InvalidRequest, match="ALLOW FILTERING|partition key"):
+        session.prepare(station_only)
     assert session.prepare(f"SELECT * FROM {table} LIMIT 5").routing_key_indexes is None  # a scan
     filtered = f"SELECT * FROM {table} WHERE window_size = ? ALLOW FILTERING"
     assert session.prepare(filtered).routing_key_indexes is None
@@ -445,6 +482,7 @@ def test_every_statement_binds_its_whole_partition_key_and_none_filters(service,
     assert set(store.prepared) == {
         "stations",
         "station",
+        "aggregate_buckets",
         "latest_window",
         "latest_reading",
         "readings",

@@ -136,7 +136,18 @@ def aggregate_mismatches(readings: list[dict], aggregates: pd.DataFrame) -> list
     for row in merged.to_dict("records"):  # the AQI of the window means, exactly
         expected = {c: row[f"{c}_oracle"] for c in AQI_OUTPUT_COLUMNS}
         problems += aqi_mismatches(str(tuple(row[k] for k in keys)), row, expected)
+    problems += bucket_mismatches(aggregates)
     return problems
+
+
+def bucket_mismatches(aggregates: pd.DataFrame) -> list[str]:
+    """Rows not in the partition of their window's UTC month (1 h) or year (1 d)."""
+    formats = {"1h": "%Y-%m", "1d": "%Y"}
+    return [
+        f"{row['station_id']} {row['window_size']} {row['window_start']} in bucket {row['bucket']}"
+        for row in aggregates.to_dict("records")
+        if row["bucket"] != row["window_start"].strftime(formats[row["window_size"]])
+    ]
 
 
 def cassandra_reading_rows(session, config) -> dict[str, dict]:

@@ -342,6 +342,27 @@ def test_aggregates_equal_an_independent_pandas_computation(spark, data_dir):
     assert {r["updated_at"] for r in rows} == {KAFKA_TS}
 
 
+def test_window_rows_land_in_the_partition_of_their_utc_month_or_year():
+    """Readings either side of a month and a year boundary: each window's row carries its own bucket."""
+    times = [datetime(2012, 12, 31, 23, 30), datetime(2013, 1, 1, 0, 30), datetime(2013, 1, 31, 23, 10)]
+    readings = [{"station_id": "s", "ts": ts, "pm25": 10.0} for ts in times]
+    rows = A.window_rows(readings, _all_windows(readings), KAFKA_TS)
+    assert {(r["window_size"], r["window_start"], r["bucket"]) for r in rows} == {
+        ("1h", datetime(2012, 12, 31, 23), "2012-12"),
+        ("1h", datetime(2013, 1, 1, 0), "2013-01"),
+        ("1h", datetime(2013, 1, 31, 23), "2013-01"),
+        ("1d", datetime(2012, 12, 31), "2012"),
+        ("1d", datetime(2013, 1, 1), "2013"),
+        ("1d", datetime(2013, 1, 31), "2013"),
+    }
+    assert A.buckets_of(_all_windows(readings)) == {
+        ("s", "1h", "2012-12"),
+        ("s", "1h", "2013-01"),
+        ("s", "1d", "2012"),
+        ("s", "1d", "2013"),
+    }
+
+
 def test_aggregate_aqi_is_the_aqi_of_the_window_means(spark, data_dir, readings):
     """The AQI columns of a window come from its means (not its maxima): checked against the pandas
     oracle, whose AQI columns are the pure functions applied to its own means."""
