@@ -3,11 +3,14 @@
 Usage:
     python -m jobs.submit JOB [--master URL] [--print] [JOB ARGS ...]
     python -m jobs.submit raw_to_mongo --available-now
-    python -m jobs.submit cdc_to_cassandra --master spark://host:7077 --config conf/pipeline.toml
+    python -m jobs.submit cdc_to_cassandra --master spark://127.0.0.1:7077 --config conf/pipeline.toml
 
 It passes conf/spark-defaults.conf as the properties file, every jar of jars/lib/spark with
 --jars (never --packages), and the project's Python packages as a zip with --py-files so a
 cluster's executors can import them. ``--print`` shows the command instead of running it.
+The master is --master, else $AQSTREAM_SPARK_MASTER, else local[2]. On a cluster master
+(spark://, the local stack's is `python -m stack up --spark-cluster`) the driver stays here
+(client deploy mode) and the executors run the jobs' Python with this interpreter (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from jobs.config import REPO_ROOT
 from jobs.session import SPARK_DEFAULTS, connector_jars, read_spark_defaults
@@ -50,7 +54,41 @@ def spark_submit_binary() -> str:
     return found
 
 
-def build_command(job: str, job_args: list[str], master: str | None) -> list[str]:
+def is_local_master(master: str) -> bool:
+    return master.startswith("local")
+
+
+def on_loopback(master: str) -> bool:
+    """A local[*] master, or a cluster master on this machine's loopback (the local stack's)."""
+    host = urlsplit(master).hostname if "://" in master else None
+    return is_local_master(master) or host in ("127.0.0.1", "localhost")
+
+
+def cluster_options(master: str, python: str) -> list[str]:
+    """What a cluster master needs beyond local[*]: the driver stays in this process (client mode: its
+    UI, metrics and log here, as with local[*]) and the executors, on other JVMs with another working
+    folder, run the jobs' Python with ``python`` (an absolute path; the venv's, which has pyspark and
+    the jobs' dependencies). --jars and --py-files already ship the connectors and the jobs' code."""
+    if is_local_master(master):
+        return []
+    # both: spark.pyspark.python alone would also become the driver's (it outranks PYSPARK_DRIVER_PYTHON)
+    python_confs = [f"spark.pyspark.python={python}", f"spark.pyspark.driver.python={python}"]
+    return ["--deploy-mode", "client", *(arg for conf in python_confs for arg in ("--conf", conf))]
+
+
+def absolute_job_args(job_args: list[str], cwd: Path) -> list[str]:
+    """The job's arguments with a relative ``--config`` made absolute against ``cwd``: what a path means
+    must not depend on which process of the application reads it."""
+    args = list(job_args)
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            args[i + 1] = str((cwd / args[i + 1]).absolute())
+        elif arg.startswith("--config="):
+            args[i] = f"--config={(cwd / arg.removeprefix('--config=')).absolute()}"
+    return args
+
+
+def build_command(job: str, job_args: list[str], master: str, python: str, cwd: Path) -> list[str]:
     if job not in JOBS:
         raise SystemExit(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
     java_options = (
@@ -58,11 +96,23 @@ def build_command(job: str, job_args: list[str], master: str | None) -> list[str
     )
     command = [spark_submit_binary(), "--properties-file", str(SPARK_DEFAULTS)]
     command += ["--driver-java-options", java_options.strip()]
-    if master:
-        command += ["--master", master]
+    command += ["--master", master, *cluster_options(master, python)]
     command += ["--jars", ",".join(connector_jars()), "--py-files", str(python_zip())]
-    command += [str(REPO_ROOT / "jobs" / f"{job}.py"), *job_args]
+    command += [str(REPO_ROOT / "jobs" / f"{job}.py"), *absolute_job_args(job_args, cwd)]
     return command
+
+
+def submit_environment(environ: dict[str, str], master: str, python: str, spark_home: str) -> dict[str, str]:
+    """spark-submit's environment: it finds Spark through SPARK_HOME (pyspark's folder) and runs Python as
+    PYSPARK_PYTHON (made absolute: an executor's working folder is not ours)."""
+    env = dict(environ)
+    env.setdefault("SPARK_HOME", spark_home)
+    env["PYSPARK_PYTHON"] = os.path.abspath(env.get("PYSPARK_PYTHON", python))
+    env.setdefault("PYSPARK_DRIVER_PYTHON", python)
+    if on_loopback(master):
+        # the driver's UI, and the address executors call it back on, on loopback, not the first NIC
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,20 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     if "--print" in rest:
         rest.remove("--print")
         show_only = True
-    command = build_command(job, rest, master or os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]"))
+    master = master or os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]")
+    # the venv's interpreter as invoked (abspath, not resolve: the venv's symlink is what makes it the venv)
+    python = os.path.abspath(sys.executable)
+    command = build_command(job, rest, master, python, Path.cwd())
     if show_only:
         print(shlex.join(command))
         return 0
-    env = dict(os.environ)
-    # spark-submit finds Spark through SPARK_HOME (pyspark's folder) and runs Python as PYSPARK_PYTHON
-    if "SPARK_HOME" not in env:
-        import pyspark
+    import pyspark
 
-        env["SPARK_HOME"] = str(Path(pyspark.__file__).parent)
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    env.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    if command[command.index("--master") + 1].startswith("local"):
-        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the UI and driver on loopback, not the first NIC
+    env = submit_environment(dict(os.environ), master, python, str(Path(pyspark.__file__).parent))
     os.execve(command[0], command, env)
     return 1  # unreachable
 

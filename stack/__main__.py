@@ -1,8 +1,9 @@
 """The local stack of real services, without Docker.
 
 Usage:
-    python -m stack up [SERVICE ...]      start (or keep) kafka, mongodb, cassandra, connect; wait until healthy
-    python -m stack down [SERVICE ...]    stop them (SIGTERM, then SIGKILL after a timeout)
+    python -m stack up [SERVICE ...]      start (or keep) kafka, mongodb, cassandra, connect, prometheus until healthy
+    python -m stack up --spark-cluster    ... and a Spark standalone master and worker (spark-master, spark-worker)
+    python -m stack down [SERVICE ...]    stop them, the Spark cluster too (SIGTERM, then SIGKILL after a timeout)
     python -m stack status                each service: implementation, pid, port, health, memory
     python -m stack connector register [--file F] [--set key=value ...]   create or update the Debezium connector
     python -m stack connector status [--name N]                            connector and task state
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from stack import connector
 from stack.config import StackConfigError
-from stack.core import SERVICE_ORDER, Stack, StackError
+from stack.core import DEFAULT_SERVICES, SERVICE_ORDER, SPARK_CLUSTER, Stack, StackError
 from stack.java import JavaNotFound
 
 
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     for cmd in ("up", "down"):
         p = sub.add_parser(cmd)
         p.add_argument("services", nargs="*", choices=[[], *SERVICE_ORDER], metavar="SERVICE")
+        if cmd == "up":
+            p.add_argument(
+                "--spark-cluster", action="store_true", help="also start spark-master and spark-worker (on demand)"
+            )
     sub.add_parser("status")
     conn = sub.add_parser("connector").add_subparsers(dest="action", required=True)
     reg = conn.add_parser("register")
@@ -44,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = Stack()
         if args.command == "up":
-            started = stack.up(args.services or None)
+            started = stack.up(up_services(args.services, args.spark_cluster))
             if started:
                 print(f"stack up: {', '.join(f'{k} {v:.1f}s' for k, v in started.items())}")
             _print_status(stack)
@@ -53,12 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "connector":
             return _connector(stack, args)
         else:
-            rows = _print_status(stack)
-            return 0 if all(r.healthy for r in rows) else 1
+            rows = _print_status(stack, list(SERVICE_ORDER))
+            # an on-demand service that is not running is fine; one that runs must answer
+            return 0 if all(r.healthy for r in rows if r.name in DEFAULT_SERVICES or r.pid) else 1
     except (StackError, StackConfigError, JavaNotFound, connector.ConnectorError) as exc:
         print(f"stack: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def up_services(named: list[str], spark_cluster: bool) -> list[str] | None:
+    """What `up` starts: the named services, or the default set; --spark-cluster adds the Spark cluster."""
+    if not spark_cluster:
+        return named or None
+    return [*(named or DEFAULT_SERVICES), *SPARK_CLUSTER]
 
 
 def _connector(stack: Stack, args: argparse.Namespace) -> int:
@@ -79,14 +92,15 @@ def _connector(stack: Stack, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_status(stack: Stack):
-    rows = stack.status()
-    print(f"{'service':<10} {'pid':>7} {'port':>6} {'health':<8} {'RSS MiB':>8}  implementation")
+def _print_status(stack: Stack, names: list[str] | None = None):
+    rows = stack.status(names)
+    print(f"{'service':<12} {'pid':>7} {'port':>6} {'health':<8} {'RSS MiB':>8}  implementation")
     for r in rows:
-        health = "ok" if r.healthy else ("down" if r.pid is None else "starting")
-        print(f"{r.name:<10} {r.pid or '-':>7} {r.port:>6} {health:<8} {r.rss_bytes / 2**20:>8.0f}  {r.implementation}")
+        down = "down" if r.name in DEFAULT_SERVICES else "off"  # off: on demand, not started
+        health = "ok" if r.healthy else (down if r.pid is None else "starting")
+        print(f"{r.name:<12} {r.pid or '-':>7} {r.port:>6} {health:<8} {r.rss_bytes / 2**20:>8.0f}  {r.implementation}")
     total = sum(r.rss_bytes for r in rows)
-    print(f"{'total':<10} {'':>7} {'':>6} {'':<8} {total / 2**20:>8.0f}")
+    print(f"{'total':<12} {'':>7} {'':>6} {'':<8} {total / 2**20:>8.0f}")
     return rows
 
 

@@ -35,6 +35,19 @@ class StackConfig(BaseModel):
     # Kafka Connect's JMX agent, /metrics: Connect's and Debezium's MBeans (conf/stack/connect-jmx-exporter.yml)
     connect_metrics_port: int = Port
     prometheus_port: int = Port
+    # The on-demand Spark standalone cluster (`python -m stack up --spark-cluster`): the master's RPC port
+    # (spark://host:port, what jobs.submit --master takes) and its web UI (/json/ is its REST view);
+    # the worker's own RPC and UI ports, fixed so a second worker can never take the master's.
+    spark_master_port: int = Port
+    spark_master_ui_port: int = Port
+    spark_worker_port: int = Port
+    spark_worker_ui_port: int = Port
+    # what the worker offers the applications: 2 cores (the machine's), a bounded memory for all its executors
+    spark_worker_cores: int = Field(default=2, ge=1)
+    spark_worker_memory: str = "2g"
+    spark_daemon_heap: str = "256m"  # the master's and the worker's own JVMs (Spark's default is 1g each)
+    # Spark's home (its jars/ folder): the pyspark package of this interpreter unless set
+    spark_home: Path | None = None
     state_dir: Path = REPO_ROOT / ".state"
     lib_dir: Path = REPO_ROOT / "jars" / "lib"
     tools_dir: Path = REPO_ROOT / ".tools"  # what stack/tools/*.sh unpack (prometheus)
@@ -63,6 +76,10 @@ class StackConfig(BaseModel):
             "connect_port": 8083,
             "connect_metrics_port": 9404,
             "prometheus_port": 9090,
+            "spark_master_port": 7077,
+            "spark_master_ui_port": 8080,
+            "spark_worker_port": 7078,
+            "spark_worker_ui_port": 8081,
         }
         return {**defaults, **values}
 
@@ -106,6 +123,14 @@ class StackConfig(BaseModel):
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def spark_master_url(self) -> str:
+        return f"spark://{self.host}:{self.spark_master_port}"
+
+    @property
+    def spark_master_ui_url(self) -> str:
+        return f"http://{self.host}:{self.spark_master_ui_port}"
 
     def template_values(self) -> dict[str, str]:
         values = {name: str(getattr(self, name)) for name in self.model_fields}

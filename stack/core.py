@@ -9,10 +9,24 @@ from pathlib import Path
 from stack.config import StackConfig
 from stack.java import find_java17
 from stack.process import tail
-from stack.services import Cassandra, Kafka, KafkaConnect, MongoDB, Prometheus, Service, StackError
+from stack.services import (
+    Cassandra,
+    Kafka,
+    KafkaConnect,
+    MongoDB,
+    Prometheus,
+    Service,
+    SparkMaster,
+    SparkWorker,
+    StackError,
+)
 
-# Start order; Connect needs a healthy Kafka, the others start side by side.
-SERVICE_ORDER = ("kafka", "mongodb", "cassandra", "connect", "prometheus")
+# Start order; a service waits for the one it needs (Service.needs), the others start side by side.
+SERVICE_ORDER = ("kafka", "mongodb", "cassandra", "connect", "prometheus", "spark-master", "spark-worker")
+# What `up` starts when no service is named. The Spark cluster is on demand (named, or --spark-cluster):
+# the jobs run on local[*] by default and the machine is small.
+DEFAULT_SERVICES = ("kafka", "mongodb", "cassandra", "connect", "prometheus")
+SPARK_CLUSTER = ("spark-master", "spark-worker")
 JAR_SETS = ("kafka", "connect", "connect-plugins", "cassandra", "mongo", "monitoring")
 
 
@@ -47,6 +61,8 @@ class Stack:
                 "cassandra": Cassandra,
                 "connect": KafkaConnect,
                 "prometheus": Prometheus,
+                "spark-master": SparkMaster,
+                "spark-worker": SparkWorker,
             }
             self._services = {name: classes[name](self.cfg, self._java_home) for name in SERVICE_ORDER}
         return self._services
@@ -56,8 +72,8 @@ class Stack:
             raise StackError(f"unknown service {name!r}; the stack runs {', '.join(SERVICE_ORDER)}")
         return self.services[name]
 
-    def _select(self, names: list[str] | None) -> list[str]:
-        names = list(names or SERVICE_ORDER)
+    def _select(self, names: list[str] | None, default=SERVICE_ORDER) -> list[str]:
+        names = list(names or default)
         for name in names:
             self.service(name)
         return [n for n in SERVICE_ORDER if n in names]
@@ -77,7 +93,9 @@ class Stack:
         java_home = self.java_home
         for svc in self.services.values():
             svc.java_home = java_home
-        selected = self._select(names)
+        selected = self._select(names, default=DEFAULT_SERVICES)
+        # a named service brings what it needs (the worker its master)
+        selected = self._select(selected + [self.service(n).needs for n in selected if self.service(n).needs])
         started: dict[str, float] = {}
         t0 = time.monotonic()
         pending: list[str] = []
@@ -86,9 +104,9 @@ class Stack:
             if svc.pid() is not None:
                 log(f"{name}: already running (pid {svc.pid()})")
                 continue
-            if name == "connect" and "kafka" in pending:
-                self._wait(["kafka"], t0, started, log)
-                pending.remove("kafka")
+            if svc.needs in pending:
+                self._wait([svc.needs], t0, started, log)
+                pending.remove(svc.needs)
             taken = svc.taken_ports()
             if taken:
                 ports = ", ".join(f"{self.cfg.host}:{p}" for p in taken.values())
@@ -135,9 +153,12 @@ class Stack:
         for name in reversed(self._select(names)):
             log(f"{name}: {self.service(name).stop()}")
 
-    def status(self) -> list[ServiceStatus]:
+    def status(self, names: list[str] | None = None) -> list[ServiceStatus]:
+        """The named services; by default the default set and any on-demand service that is running."""
+        if names is None:
+            names = [n for n in SERVICE_ORDER if n in DEFAULT_SERVICES or self.service(n).pid() is not None]
         rows = []
-        for name in SERVICE_ORDER:
+        for name in self._select(names):
             svc = self.service(name)
             pid = svc.pid()
             rows.append(ServiceStatus(name, svc.implementation, pid, svc.port, bool(pid) and svc.healthy(), svc.rss()))

@@ -7,7 +7,9 @@ Each service runs as a child process on loopback from the artifacts in ``jars/li
 from __future__ import annotations
 
 import base64
+import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -72,6 +74,7 @@ class Service:
     name: str = ""
     port_field: str = ""
     other_port_fields: tuple[str, ...] = ()  # the ports it binds besides the one clients use
+    needs: str | None = None  # a service that must answer before this one starts
 
     def __init__(self, cfg: StackConfig, java_home: Path | None):
         self.cfg = cfg
@@ -123,6 +126,10 @@ class Service:
     def after_healthy(self) -> None:
         """Hook run once the service answers (e.g. initiate a replica set)."""
 
+    def environment(self) -> dict[str, str]:
+        """Variables its process needs on top of ours."""
+        return {}
+
     def pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
@@ -135,7 +142,7 @@ class Service:
             self.prepare()
         except OSError as exc:  # a folder of the state dir that cannot be made
             raise StackError(f"{self.name}: preparation failed: {exc}") from None
-        env = dict(os.environ)
+        env = {**os.environ, **self.environment()}
         if self.java_home is not None:
             env["JAVA_HOME"] = str(self.java_home)
         pid = start_detached(self.command(), self.dir, self.log_file, env)
@@ -520,3 +527,152 @@ class Prometheus(Service):
             return requests.get(f"{self.cfg.prometheus_url}/-/ready", timeout=5).status_code == 200
         except requests.RequestException:
             return False
+
+
+def alive_worker(master_state: dict, host: str, port: int) -> dict | None:
+    """The ALIVE worker at ``host:port`` in the master's /json/ answer (a restarted worker leaves its
+    old entry behind as DEAD), or None."""
+    for worker in master_state.get("workers", []):
+        if worker.get("host") == host and worker.get("port") == port and worker.get("state") == "ALIVE":
+            return worker
+    return None
+
+
+def scala_version(spark_core_jar: str) -> str:
+    """The Scala version of a Spark build from its core jar's name: spark-core_2.12-3.5.7.jar -> 2.12."""
+    match = re.fullmatch(r"spark-core_(\d+\.\d+)-.+\.jar", spark_core_jar)
+    if match is None:
+        raise StackError(f"spark: cannot read the Scala version from {spark_core_jar!r}")
+    return match.group(1)
+
+
+class _SparkDaemon(Service):
+    """A Spark standalone daemon from the pyspark wheel's jars, on loopback.
+
+    Launched as a plain JVM like the other services, not through ``sbin/spark-daemon.sh``: that script
+    forks into the background, keeps its own pid file and log under SPARK_PID_DIR/SPARK_LOG_DIR and
+    rotates logs, which would duplicate (and fight) the stack's pid-file, marker and log handling; and
+    the wheel ships no ``start-master.sh``/``start-worker.sh`` that would call it anyway."""
+
+    main_class = ""
+
+    @property
+    def spark_home(self) -> Path:
+        if self.cfg.spark_home is not None:
+            return self.cfg.spark_home
+        spec = importlib.util.find_spec("pyspark")
+        if spec is None or not spec.submodule_search_locations:
+            raise StackError(f"{self.name}: pyspark is not installed here; set spark_home (AQSTREAM_SPARK_HOME)")
+        return Path(spec.submodule_search_locations[0])
+
+    def spark_core_jar(self) -> Path:
+        jars = self.spark_home / "jars"
+        found = next(jars.glob("spark-core_*.jar"), None)
+        if found is None:
+            raise StackError(f"{self.name}: no Spark jars in {jars}; set spark_home (AQSTREAM_SPARK_HOME)")
+        return found
+
+    def environment(self) -> dict[str, str]:
+        # SPARK_LOCAL_IP: the web UI binds here too (else every interface). SPARK_HOME: where the worker
+        # finds the jars for the executors it launches. SPARK_SCALA_VERSION: the worker's executor command
+        # builder asks for it and, unset, looks for a source build's target/ folders, which the wheel has
+        # not ("Cannot find any build directories"); spark-class would have set it from load-spark-env.sh.
+        return {
+            "SPARK_HOME": str(self.spark_home),
+            "SPARK_LOCAL_IP": self.cfg.host,
+            "SPARK_SCALA_VERSION": scala_version(self.spark_core_jar().name),
+        }
+
+    def daemon_args(self) -> list[str]:
+        raise NotImplementedError
+
+    def command(self) -> list[str]:
+        jars = self.spark_core_jar().parent
+        return [
+            self.java(),
+            f"-Xmx{self.cfg.spark_daemon_heap}",
+            "-Djava.awt.headless=true",
+            self.marker,
+            "-cp",
+            f"{jars}/*",
+            self.main_class,
+            *self.daemon_args(),
+        ]
+
+    def master_state(self) -> dict | None:
+        """The master's /json/ answer, None when it does not answer."""
+        import requests
+
+        try:
+            response = requests.get(f"{self.cfg.spark_master_ui_url}/json/", timeout=5)
+            return response.json() if response.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            return None
+
+
+class SparkMaster(_SparkDaemon):
+    name = "spark-master"
+    port_field = "spark_master_port"
+    other_port_fields = ("spark_master_ui_port",)
+    main_class = "org.apache.spark.deploy.master.Master"
+
+    @property
+    def implementation(self) -> str:
+        return "spark standalone master (pyspark's jars)"
+
+    def daemon_args(self) -> list[str]:
+        return [
+            "--host",
+            self.cfg.host,
+            "--port",
+            str(self.cfg.spark_master_port),
+            "--webui-port",
+            str(self.cfg.spark_master_ui_port),
+        ]
+
+    def healthy(self) -> bool:
+        state = self.master_state()
+        return state is not None and state.get("status") == "ALIVE"
+
+
+class SparkWorker(_SparkDaemon):
+    name = "spark-worker"
+    port_field = "spark_worker_port"
+    other_port_fields = ("spark_worker_ui_port",)
+    main_class = "org.apache.spark.deploy.worker.Worker"
+    needs = "spark-master"
+
+    @property
+    def implementation(self) -> str:
+        return f"spark standalone worker, {self.cfg.spark_worker_cores} cores, {self.cfg.spark_worker_memory}"
+
+    @property
+    def work_dir(self) -> Path:
+        """Each application's jars, py-files and executor logs (stdout, stderr) land here."""
+        return self.dir / "work"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.work_dir.mkdir(exist_ok=True)
+
+    def daemon_args(self) -> list[str]:
+        return [
+            "--host",
+            self.cfg.host,
+            "--port",
+            str(self.cfg.spark_worker_port),
+            "--webui-port",
+            str(self.cfg.spark_worker_ui_port),
+            "--cores",
+            str(self.cfg.spark_worker_cores),
+            "--memory",
+            self.cfg.spark_worker_memory,
+            "--work-dir",
+            str(self.work_dir),
+            self.cfg.spark_master_url,
+        ]
+
+    def healthy(self) -> bool:
+        """Registered with the master: listed there ALIVE with all its cores."""
+        worker = alive_worker(self.master_state() or {}, self.cfg.host, self.cfg.spark_worker_port)
+        return worker is not None and worker.get("cores") == self.cfg.spark_worker_cores
