@@ -1,13 +1,14 @@
 """Build (and run) the spark-submit command line of an aqstream job.
 
 Usage:
-    python -m jobs.submit JOB [--master URL] [--print] [JOB ARGS ...]
+    python -m jobs.submit JOB [--master URL] [--conf KEY=VALUE ...] [--print] [JOB ARGS ...]
     python -m jobs.submit raw_to_mongo --available-now
     python -m jobs.submit cdc_to_cassandra --master spark://127.0.0.1:7077 --config conf/pipeline.toml
 
 It passes conf/spark-defaults.conf as the properties file, every jar of jars/lib/spark with
 --jars (never --packages), and the project's Python packages as a zip with --py-files so a
-cluster's executors can import them. ``--print`` shows the command instead of running it.
+cluster's executors can import them. ``--conf`` is spark-submit's (e.g. ``spark.cores.max=1``, so two
+jobs share a standalone cluster). ``--print`` shows the command instead of running it.
 The master is --master, else $AQSTREAM_SPARK_MASTER, else local[2]. On a cluster master
 (spark://, the local stack's is `python -m stack up --spark-cluster`) the driver stays here
 (client deploy mode) and the executors run the jobs' Python with this interpreter (docs/cluster.md).
@@ -88,7 +89,9 @@ def absolute_job_args(job_args: list[str], cwd: Path) -> list[str]:
     return args
 
 
-def build_command(job: str, job_args: list[str], master: str, python: str, cwd: Path) -> list[str]:
+def build_command(
+    job: str, job_args: list[str], master: str, python: str, cwd: Path, confs: tuple[str, ...] = ()
+) -> list[str]:
     if job not in JOBS:
         raise SystemExit(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
     java_options = (
@@ -97,6 +100,7 @@ def build_command(job: str, job_args: list[str], master: str, python: str, cwd: 
     command = [spark_submit_binary(), "--properties-file", str(SPARK_DEFAULTS)]
     command += ["--driver-java-options", java_options.strip()]
     command += ["--master", master, *cluster_options(master, python)]
+    command += [arg for conf in confs for arg in ("--conf", conf)]
     command += ["--jars", ",".join(connector_jars()), "--py-files", str(python_zip())]
     command += [str(REPO_ROOT / "jobs" / f"{job}.py"), *absolute_job_args(job_args, cwd)]
     return command
@@ -115,6 +119,19 @@ def submit_environment(environ: dict[str, str], master: str, python: str, spark_
     return env
 
 
+def pop_confs(args: list[str]) -> tuple[str, ...]:
+    """Take every ``--conf KEY=VALUE`` out of ``args`` (the rest are the job's); a value without ``=`` is refused."""
+    confs = []
+    while "--conf" in args:
+        i = args.index("--conf")
+        conf = args[i + 1] if i + 1 < len(args) else ""
+        if "=" not in conf.strip("="):
+            raise SystemExit(f"--conf needs KEY=VALUE, got {conf!r}")
+        confs.append(conf)
+        del args[i : i + 2]
+    return tuple(confs)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -126,13 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         i = rest.index("--master")
         master = rest[i + 1]
         del rest[i : i + 2]
+    confs = pop_confs(rest)
     if "--print" in rest:
         rest.remove("--print")
         show_only = True
     master = master or os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]")
     # the venv's interpreter as invoked (abspath, not resolve: the venv's symlink is what makes it the venv)
     python = os.path.abspath(sys.executable)
-    command = build_command(job, rest, master, python, Path.cwd())
+    command = build_command(job, rest, master, python, Path.cwd(), confs)
     if show_only:
         print(shlex.join(command))
         return 0

@@ -20,9 +20,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
@@ -170,8 +172,18 @@ class Row:
 
 
 class FlowRun:
-    def __init__(self, stack, spark, tmp_path: Path, inputs: Inputs, scenario: str, **overrides: str):
+    def __init__(
+        self,
+        stack,
+        spark,
+        tmp_path: Path,
+        inputs: Inputs,
+        scenario: str,
+        submit_args: tuple[str, ...] = (),
+        **overrides: str,
+    ):
         self.stack, self.spark, self.tmp, self.inputs = stack, spark, tmp_path, inputs
+        self.submit_args = submit_args  # jobs.submit's own (--master, --conf), before the job's
         self.row = Row(scenario)
         self.logs = tmp_path / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -196,7 +208,7 @@ class FlowRun:
         self.starts[job] += 1
         with self.log_of(job).open("a") as log:
             log.write(f"\n=== start {self.starts[job]} ===\n")
-        self.procs[job] = submit_job(job, self.env, output=self.log_of(job))
+        self.procs[job] = submit_job(job, self.env, *self.submit_args, output=self.log_of(job))
 
     def start_jobs(self) -> None:
         for job in JOBS:
@@ -224,15 +236,47 @@ class FlowRun:
 
     def kill_during_batch(self, job: str, timeout_s: float = 240) -> str:
         """SIGKILL while a micro-batch runs: its offsets are logged, its commit is not."""
+        return self.during_batch(job, lambda: self.kill_job(job), timeout_s)
+
+    def during_batch(self, job: str, action: Callable[[], None], timeout_s: float = 240) -> str:
+        """Run ``action`` the moment one of ``job``'s micro-batches runs (offsets logged, not committed)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self.check_jobs()
             offsets, commits = self.batches(job, "offsets"), self.batches(job, "commits")
             if offsets and (not commits or offsets[-1] > commits[-1]):
-                self.kill_job(job)
+                action()
                 return f"batch {offsets[-1]} running"
             time.sleep(0.05)
         raise AssertionError(f"{job} started no micro-batch in {timeout_s:.0f}s:\n{self.tail(job)}")
+
+    def driver_api(self, job: str, path: str):
+        """GET ``path`` of the job's application in its driver's REST API (the Spark UI's /api/v1)."""
+        applications = f"http://127.0.0.1:{self.config.monitoring.ui_port(job)}/api/v1/applications"
+        app = requests.get(applications, timeout=5).json()[0]["id"]
+        return requests.get(f"{applications}/{app}/{path}", timeout=5).json()
+
+    def during_tasks(self, job: str, action: Callable[[], None], timeout_s: float = 240) -> str:
+        """Run ``action`` while one of ``job``'s micro-batches, after its first two, has tasks running (its
+        driver's REST API lists the same active stage with active tasks twice in a row, 50 ms apart: the
+        listener's view lags the tasks): what the executors are doing then is lost with them."""
+        deadline, seen = time.monotonic() + timeout_s, None
+        while time.monotonic() < deadline:
+            self.check_jobs()
+            if len(self.batches(job, "commits")) < 2:  # the first batches pay for the executors' start
+                time.sleep(0.2)
+                continue
+            try:
+                stages = self.driver_api(job, "stages?status=active")
+            except (requests.RequestException, ValueError, IndexError, KeyError):
+                stages = []  # the driver's UI not up yet
+            running = {s["stageId"]: s["numActiveTasks"] for s in stages if s.get("numActiveTasks", 0) > 0}
+            if seen is not None and seen in running:
+                action()
+                return f"stage {seen} with {running[seen]} tasks running"
+            seen = next(iter(running), None)
+            time.sleep(0.05)
+        raise AssertionError(f"{job} ran no task in {timeout_s:.0f}s:\n{self.tail(job)}")
 
     def kill_at_commit(self, job: str, timeout_s: float = 240) -> str:
         """SIGKILL the moment a batch has written its sinks (its log line): the checkpoint commit is under way."""

@@ -21,11 +21,13 @@ import time
 from collections.abc import Callable
 
 import pytest
+import requests
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from jobs import raw_to_mongo
 from jobs.config import load_config
 from jobs.topics import read_topic
+from stack.core import SPARK_CLUSTER
 from tests.faults.conftest import FORM
 from tests.faults.harness import JOBS, FlowRun, Inputs, build_inputs
 from tests.support.flow import run_available_now, submit_job
@@ -49,8 +51,10 @@ def run_flow(stack, spark, tmp_path, inputs, fault_table):
     """Start a FlowRun for a scenario; its table row is recorded and its jobs and connector removed after."""
     runs: list[FlowRun] = []
 
-    def start(scenario: str) -> FlowRun:
-        run = FlowRun(stack, spark, tmp_path / scenario, inputs, scenario, kafka__max_offsets_per_trigger=MAX_OFFSETS)
+    def start(scenario: str, submit_args: tuple[str, ...] = ()) -> FlowRun:
+        run = FlowRun(
+            stack, spark, tmp_path / scenario, inputs, scenario, submit_args, kafka__max_offsets_per_trigger=MAX_OFFSETS
+        )
         runs.append(run)
         return run
 
@@ -137,6 +141,24 @@ def stop_service(name: str, down_s: float, during: Callable[[FlowRun], None] | N
     return inject
 
 
+def kill_worker_mid_batch(job: str, down_s: float) -> Fault:
+    """SIGKILL the Spark standalone worker and its executors (its process group: as when its node fails) while
+    ``job``'s tasks run, keep it down, start it again: the drivers live on, and the lost tasks run again on the
+    new executors."""
+
+    def inject(run: FlowRun) -> None:
+        worker = run.stack.service("spark-worker")
+        where = run.during_tasks(job, lambda: os.killpg(worker.pid(), signal.SIGKILL))
+        time.sleep(down_s)
+        run.stack.start_service("spark-worker")
+        run.row.note += f"worker killed while {job} ran {where}, down {down_s:.0f}s; "
+        run.row.repetitions += 1
+        t0 = time.monotonic()
+        run.recovered(t0)
+
+    return inject
+
+
 def send_next_chunk_now(run: FlowRun) -> None:
     """Input keeps coming while a store is down: the late Beijing day is sent early (and again at the end)."""
     run.send(run.inputs.late, poison=False)
@@ -203,13 +225,20 @@ ALL = [
     "connect-killed",
     "collector-killed",
     "retention-data-loss",
+    "worker-killed",
 ]
+
+# both jobs on the local stack's Spark standalone cluster: a core each of the worker's two, so they run side by side
+CLUSTER_CONFS = ("--conf", "spark.cores.max=1")
 
 
 @pytest.mark.parametrize("scenario", ALL if LONG else SHORT)
 def test_scenario(scenario, run_flow, spark, stack):
     if scenario == "retention-data-loss":
         retention_data_loss(run_flow(scenario), spark)
+        return
+    if scenario == "worker-killed":
+        worker_killed(run_flow, stack)
         return
     rng = random.Random(f"{scenario}-{time.time_ns()}")
     run = run_flow(scenario)
@@ -224,6 +253,41 @@ def test_scenario(scenario, run_flow, spark, stack):
         run.row.note += "cdc_to_cassandra rode through the outage, no restart; "
     if scenario in ("mongodb-stopped", "connect-killed", "kafka-killed"):
         assert run.connector_state() == "['RUNNING']", run.connector_state()
+
+
+# --- the Spark standalone worker killed -----------------------------------------------------------
+
+
+def worker_killed(run_flow, stack) -> None:
+    """Both jobs submitted to the stack's standalone master (client mode); the worker SIGKILLed while
+    cdc_to_cassandra runs a batch, back 10 s later. The stores end exact, no driver restarted, and the master
+    lists both applications with executors on the worker after its return."""
+    stack.up(list(SPARK_CLUSTER))
+    try:
+        cfg = stack.cfg
+        run = run_flow("worker-killed", ("--master", cfg.spark_master_url, *CLUSTER_CONFS))
+        drive(run, {4: kill_worker_mid_batch("cdc_to_cassandra", down_s=10)})
+        for job in JOBS:
+            log = run.log_of(job).read_text(errors="replace")
+            assert "=== start 2 ===" not in log, f"{job}'s driver was restarted"
+        # the driver's own account: the executor went with the worker while it ran tasks (the listener leaves
+        # them active, or failed, on the dead executor; their loss is not counted against the job), and a new
+        # executor ran the rest
+        executors = [e for e in run.driver_api("cdc_to_cassandra", "allexecutors") if e["id"] != "driver"]
+        lost = [e for e in executors if not e["isActive"] and "worker lost" in (e.get("removeReason") or "")]
+        lost_tasks = sum(e["activeTasks"] + e["failedTasks"] for e in lost)
+        assert lost and lost_tasks > 0, executors
+        assert any(e["isActive"] and e["completedTasks"] > 0 for e in executors), executors
+        run.row.note += f"{lost_tasks} running tasks lost with the worker and run again; "
+        master = requests.get(f"{cfg.spark_master_ui_url}/json/", timeout=10).json()
+        apps = {a["name"]: a for a in master["activeapps"]}
+        assert {f"aqstream-{job}" for job in JOBS} <= set(apps), master["activeapps"]
+        worker = requests.get(f"http://{cfg.host}:{cfg.spark_worker_ui_port}/json/", timeout=10).json()
+        running = {e["appid"] for e in worker["executors"]}
+        assert {apps[f"aqstream-{job}"]["id"] for job in JOBS} <= running, worker["executors"]
+        run.row.note += "both applications' executors back on the worker; "
+    finally:
+        stack.down(list(SPARK_CLUSTER))
 
 
 # --- Kafka retention shorter than the job's downtime --------------------------------------------

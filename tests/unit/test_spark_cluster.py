@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.submit import absolute_job_args, build_command, cluster_options, submit_environment
+from jobs.submit import absolute_job_args, build_command, cluster_options, pop_confs, submit_environment
 from stack.__main__ import up_services
 from stack.config import StackConfig, StackConfigError
 from stack.core import DEFAULT_SERVICES, Stack
@@ -181,3 +181,20 @@ def test_the_submit_environment_keeps_a_loopback_cluster_on_loopback_and_the_pyt
     remote = submit_environment({}, "spark://spark-master.example.net:7077", VENV_PYTHON, "/sh")
     assert "SPARK_LOCAL_IP" not in remote  # the executors elsewhere must reach the driver on a routable address
     assert remote["PYSPARK_PYTHON"] == VENV_PYTHON
+
+
+def test_confs_go_to_spark_submit_and_the_other_arguments_to_the_job():
+    args = ["--conf", "spark.cores.max=1", "--available-now", "--conf", "spark.executor.memory=512m"]
+    confs = pop_confs(args)
+    assert confs == ("spark.cores.max=1", "spark.executor.memory=512m")
+    assert args == ["--available-now"]
+    command = build_command("cdc_to_cassandra", args, "spark://127.0.0.1:7077", VENV_PYTHON, Path("/x"), confs)
+    script = command.index(str(Path(__file__).resolve().parents[2] / "jobs" / "cdc_to_cassandra.py"))
+    given = [command[i + 1] for i, arg in enumerate(command[:script]) if arg == "--conf"]
+    assert {"spark.cores.max=1", "spark.executor.memory=512m"} <= set(given)  # before the script: spark-submit's
+    assert command[script + 1 :] == ["--available-now"]
+
+
+def test_a_conf_without_a_value_is_refused_naming_it():
+    with pytest.raises(SystemExit, match="spark.cores.max"):
+        pop_confs(["--conf", "spark.cores.max"])
