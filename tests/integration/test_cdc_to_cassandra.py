@@ -18,11 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cassandra.cluster import Cluster
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from jobs import cdc_to_cassandra as job
-from jobs.setup import apply_cql
 from jobs.topics import read_topic, wait_for_cdc
 from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 from stack import connector
@@ -38,7 +35,7 @@ from tests.support.cdc_events import (
     recorded_events,
 )
 from tests.support.flow import bucket_mismatches, debezium_connector, run_available_now
-from tests.support.pipeline import REPO_ROOT, isolated_config, parse_ts, produce
+from tests.support.pipeline import REPO_ROOT, isolated_cdc, parse_ts, produce
 
 COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm10", "no2", "so2", "co", "o3")
 
@@ -46,20 +43,8 @@ COMPARED = ("event_id", "source", "station_name", "city", "country", "pm25", "pm
 @pytest.fixture
 def cdc_env(stack, tmp_path):
     """A config of its own (topics, keyspace, checkpoints), the CQL applied; the keyspace dropped after."""
-    config, env = isolated_config(stack, tmp_path)
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(config.kafka.cdc_topic, num_partitions=3, replication_factor=1)])
-    finally:
-        admin.close()
-    apply_cql(config)
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    session = cluster.connect()
-    try:
-        yield config, env, session
-    finally:
-        session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=120)
-        cluster.shutdown()
+    with isolated_cdc(stack, tmp_path) as cdc:
+        yield cdc
 
 
 def cassandra_readings(session, config) -> dict[str, dict]:

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from cassandra.cluster import Cluster
-from kafka.admin import KafkaAdminClient, NewTopic
 from pymongo import MongoClient
 
-from jobs.setup import apply_cql
 from stack.config import StackConfigError
 from stack.core import SPARK_CLUSTER, StackError
 from tests.support.cdc_events import EnvelopeFactory, beijing_readings, reading_aqi_mismatches
 from tests.support.flow import out_of_range, submit_job
-from tests.support.pipeline import isolated_config, parse_ts, produce, replay_to_kafka
+from tests.support.pipeline import isolated_cdc, isolated_config, parse_ts, produce, replay_to_kafka
 
 JOB_TIMEOUT_S = 600
 
@@ -101,20 +98,10 @@ def test_raw_to_mongo_on_the_cluster_writes_the_valid_readings(spark_cluster, tm
 def test_cdc_to_cassandra_on_the_cluster_computes_each_reading_s_aqi_in_the_executors_python(
     spark_cluster, tmp_path, data_dir
 ):
-    config, env = isolated_config(spark_cluster, tmp_path)
-    admin = KafkaAdminClient(bootstrap_servers=spark_cluster.kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(config.kafka.cdc_topic, num_partitions=3, replication_factor=1)])
-    finally:
-        admin.close()
-    apply_cql(config)
     readings = beijing_readings(data_dir, "Aotizhongxin", 24)
     factory = EnvelopeFactory(data_dir, False)
-    produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, [factory.change("c", r) for r in readings])
-
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    session = cluster.connect()
-    try:
+    with isolated_cdc(spark_cluster, tmp_path) as (config, env, session):
+        produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, [factory.change("c", r) for r in readings])
         executor_folders = submit_to_the_cluster(spark_cluster, "cdc_to_cassandra", env)
         table = f"{config.cassandra.keyspace}.{config.cassandra.readings_table}"
         stored = {r.event_id: r._asdict() for r in session.execute(f"SELECT * FROM {table}", timeout=60)}
@@ -123,6 +110,3 @@ def test_cdc_to_cassandra_on_the_cluster_computes_each_reading_s_aqi_in_the_exec
         # ... computed by Python workers of the executors on the worker (mapInPandas runs them through Arrow)
         executor_logs = "".join((folder / "stderr").read_text(errors="replace") for folder in executor_folders)
         assert "ArrowPythonRunner" in executor_logs
-    finally:
-        session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=120)
-        cluster.shutdown()

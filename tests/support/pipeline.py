@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.config import PipelineConfig, load_config
-from jobs.setup import alerts_topic
+from jobs.setup import alerts_topic, apply_cql
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +72,28 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
     finally:
         admin.close()
     return config, env
+
+
+@contextmanager
+def isolated_cdc(stack, tmp_path: Path) -> Iterator[tuple[PipelineConfig, dict, object]]:
+    """An isolated config (``isolated_config``) with its CDC topic created and its CQL applied, for a CDC job
+    fed directly; yields (config, env, cassandra session) and drops the keyspace after."""
+    from cassandra.cluster import Cluster
+
+    config, env = isolated_config(stack, tmp_path)
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(config.kafka.cdc_topic, num_partitions=3, replication_factor=1)])
+    finally:
+        admin.close()
+    apply_cql(config)
+    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    session = cluster.connect()
+    try:
+        yield config, env, session
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=120)
+        cluster.shutdown()
 
 
 def replay_to_kafka(config: PipelineConfig, dataset: str, files: list[Path], limit: int, out: Path) -> list[dict]:
