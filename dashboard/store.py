@@ -14,11 +14,10 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import PreparedStatement, dict_factory
+from cassandra.cluster import Cluster, ResponseFuture, Session
+from cassandra.query import PreparedStatement
 
+from jobs import cassandra_client
 from jobs.config import PipelineConfig
 from schemas.cassandra import (
     AGGREGATE_BUCKETS_TABLE,
@@ -62,20 +61,7 @@ def statements(config: PipelineConfig) -> dict[str, str]:
 
 
 def connect(config: PipelineConfig, timeout_s: float = 10.0) -> tuple[Cluster, Session]:
-    cassandra = config.cassandra
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=cassandra.local_dc)),
-        consistency_level=getattr(ConsistencyLevel, cassandra.read_consistency),
-        request_timeout=timeout_s,
-        row_factory=dict_factory,
-    )
-    cluster = Cluster(
-        [cassandra.host],
-        port=cassandra.port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        connect_timeout=timeout_s,
-    )
-    return cluster, cluster.connect()
+    return cassandra_client.connect(config.cassandra, timeout_s)
 
 
 class Store:

@@ -66,14 +66,13 @@ restart resumes from the last committed batch of each, and a replayed batch rewr
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -81,19 +80,17 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the repo im
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
-from pyspark.sql.types import DateType, StringType, StructField, StructType
 
-from jobs.alert_store import alerts_sender, apply_alert_changes, read_stored_alerts, status_counts
+from jobs.alert_store import alerts_sender, apply_alert_changes, status_counts
+from jobs.cdc_store import CdcStore
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
-from jobs.driver_rows import collect_rows, micros, rows_frame, select_with_micros
 from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
 from jobs.sinks import (
     DeltaTxn,
     KafkaRecordSender,
     append_to_delta,
     delete_from_cassandra,
-    read_cassandra,
     with_retries,
     write_cassandra,
 )
@@ -112,14 +109,6 @@ from jobs.transforms.cdc_changes import (
     quarantine_records,
 )
 from jobs.transforms.cdc_routing import delete_keys, is_late, last_changes, to_patch_rows, to_reading_rows
-from jobs.transforms.stations import STATION_FIELDS
-from schemas.cassandra import (
-    AGGREGATE_BUCKETS_TABLE,
-    aggregate_buckets_spark_schema,
-    aggregates_row_spark_schema,
-    window_bucket,
-)
-from schemas.reading import POLLUTANT_FIELDS
 
 QUERY_NAME = "cdc_to_cassandra"
 AGGREGATES_QUERY_NAME = "cdc_to_cassandra_aggregates"
@@ -152,51 +141,6 @@ def changed_readings(changes: DataFrame) -> list[tuple[str, datetime]]:
     return A.changed_readings(row.doc_id for row in changes.select("doc_id").collect())
 
 
-def read_station_days(spark: SparkSession, config: PipelineConfig, days: Iterable[tuple[str, date]]) -> list[dict]:
-    """Every reading of the given (station_id, day) partitions (its pollutants and station metadata):
-    one keyed read per partition."""
-    cas = config.cassandra
-    keys = spark.createDataFrame(
-        list(days), StructType([StructField("station_id", StringType(), False), StructField("day", DateType(), False)])
-    )
-    readings = keys.join(read_cassandra(spark, cas, cas.readings_table), ["station_id", "day"])
-    columns = ["station_id", "ts", *POLLUTANT_FIELDS, *STATION_FIELDS]
-    return collect_rows(select_with_micros(readings, columns, ["ts"]), ["ts"])
-
-
-def _window_keys_frame(spark: SparkSession, windows: Iterable[A.WindowKey]) -> DataFrame:
-    """The aggregates table's primary keys of ``windows`` (with their buckets)."""
-    keys = spark.createDataFrame(
-        [(station, size, window_bucket(size, start), micros(start)) for station, size, start in windows],
-        "station_id string, window_size string, bucket string, window_start_us long",
-    )
-    start = F.expr("timestamp_micros(window_start_us)").alias("window_start")
-    return keys.select("station_id", "window_size", "bucket", start)
-
-
-def read_stored_aggregates(
-    spark: SparkSession, config: PipelineConfig, windows: set[A.WindowKey]
-) -> dict[A.WindowKey, dict[str, Any]]:
-    """The aggregates table's rows of ``windows``: one keyed read per row (its full primary key)."""
-    cas = config.cassandra
-    keys = ["station_id", "window_size", "bucket", "window_start"]
-    stored = _window_keys_frame(spark, windows).join(read_cassandra(spark, cas, cas.aggregates_table), keys)
-    times = ["window_start", "window_end"]
-    columns = [*keys, *A.compared_columns()]
-    rows = collect_rows(select_with_micros(stored, columns, times), times)
-    return {(r["station_id"], r["window_size"], r["window_start"]): r for r in rows}
-
-
-def write_aggregate_rows(spark: SparkSession, config: PipelineConfig, rows: list[dict[str, Any]]) -> None:
-    """Upsert aggregate rows, and their buckets into the buckets table (where the newest window is)."""
-    frame = rows_frame(spark, rows, aggregates_row_spark_schema())
-    write_cassandra(frame, config.cassandra, config.cassandra.aggregates_table)
-    keys = A.buckets_of((r["station_id"], r["window_size"], r["window_start"]) for r in rows)
-    buckets = [dict(zip(("station_id", "window_size", "bucket"), key, strict=True)) for key in sorted(keys)]
-    bucket_frame = rows_frame(spark, buckets, aggregate_buckets_spark_schema())
-    write_cassandra(bucket_frame, config.cassandra, AGGREGATE_BUCKETS_TABLE)
-
-
 @dataclass
 class Recomputed:
     """What one recompute did, for the batch's log line and ``log_batch``."""
@@ -223,8 +167,7 @@ class Recomputed:
 
 
 def recompute_aggregates(
-    spark: SparkSession,
-    config: PipelineConfig,
+    store: CdcStore,
     changed: list[tuple[str, datetime]],
     times: StepTimes,
     alerts: KafkaRecordSender,
@@ -238,33 +181,44 @@ def recompute_aggregates(
     windows = A.windows_to_recompute(changed)
     hours = AL.alert_hours(windows)
     with times.step("read readings"):
-        readings = read_station_days(spark, config, A.days_to_read(changed))
+        readings = store.readings_of_days(A.days_to_read(changed))
     with times.step("compute"):
         # the hours either side of the recomputed ones too: an alert compares an hour with the one before
         all_rows = A.window_rows(readings, windows | AL.comparison_windows(hours), now)
         rows = [r for r in all_rows if (r["station_id"], r["window_size"], r["window_start"]) in windows]
         current_alerts = AL.hourly_alerts(all_rows, hours)
     with times.step("read aggregates"):
-        stored = read_stored_aggregates(spark, config, windows)
+        stored = store.stored_windows(windows)
     changed_rows = A.changed_rows(rows, stored)
     emptied = A.emptied_windows(windows, rows, stored)
     with times.step("write aggregates"):
         if changed_rows:
-            with_retries("cassandra aggregates upsert", lambda: write_aggregate_rows(spark, config, changed_rows))
+            with_retries("cassandra aggregates upsert", lambda: store.upsert_windows(changed_rows))
         if emptied:
-            cas = config.cassandra
-            with_retries(
-                "cassandra aggregates delete",
-                lambda: delete_from_cassandra(_window_keys_frame(spark, emptied), cas, cas.aggregates_table),
-            )
+            with_retries("cassandra aggregates delete", lambda: store.delete_windows(emptied))
     with times.step("read alerts"):
-        stored_alerts = read_stored_alerts(spark, config, AL.alert_keys(hours))
+        stored_alerts = store.stored_alerts(AL.alert_keys(hours))
     alert_changes = AL.alert_changes(current_alerts, stored_alerts)
-    apply_alert_changes(spark, config, alert_changes, alerts, now, times)
+    apply_alert_changes(store, alert_changes, alerts, now, times)
     with times.step("stations"):
-        stations = update_registry(spark, config, readings, now)
+        stations = update_registry(store, readings, now)
     touched = len(A.touched_windows(changed))
     return Recomputed(touched, len(changed_rows), len(emptied), status_counts(alert_changes), stations)
+
+
+class LazyStore:
+    """The job's :class:`CdcStore`, connected on the first recompute (on the driver, in the batch
+    thread) and kept for the job's life; closed when the process exits."""
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+        self._store: CdcStore | None = None
+
+    def get(self) -> CdcStore:
+        if self._store is None:
+            self._store = with_retries("cassandra session", lambda: CdcStore.connect(self.config.cassandra))
+            atexit.register(self._store.close)
+        return self._store
 
 
 # --- the readings query -----------------------------------------------------------------------------------
@@ -285,6 +239,7 @@ class CdcBatchWriter:
         self.config = config
         self.aggregates_inline = aggregates_inline
         self.alerts = alerts_sender(config) if aggregates_inline else None
+        self.store = LazyStore(config)
         self.checkpoint = config.paths.checkpoint(QUERY_NAME)
         self._query_id: str | None = None
 
@@ -294,7 +249,7 @@ class CdcBatchWriter:
         self._write(changes, batch_id)
 
     def _write(self, changes: DataFrame, batch_id: int) -> None:
-        cfg, cas = self.config, self.config.cassandra
+        cas = self.config.cassandra
         spark = changes.sparkSession
         times = StepTimes()
         watermark = batch_watermark(spark, self.checkpoint, batch_id)
@@ -333,7 +288,7 @@ class CdcBatchWriter:
         if self.alerts is not None and any(tally[k] for k in ROUTED_KINDS):
             with times.step("changed readings"):
                 changed = changed_readings(changes)
-            recomputed = recompute_aggregates(spark, cfg, changed, times, self.alerts)
+            recomputed = recompute_aggregates(self.store.get(), changed, times, self.alerts)
         log.info(
             "batch %d: %d changes: %s; late %s%s; %s",
             batch_id,
@@ -400,6 +355,7 @@ class AggregatesBatchWriter:
         self.readings = readings
         self.poll_s = poll_s
         self.alerts = alerts_sender(config)
+        self.store = LazyStore(config)
 
     def __call__(self, changes: DataFrame, batch_id: int) -> None:
         spark = changes.sparkSession
@@ -408,7 +364,7 @@ class AggregatesBatchWriter:
             changed = changed_readings(changes)
         with times.step("wait for readings"):
             self._wait_for_readings(spark, batch_id)
-        recomputed = recompute_aggregates(spark, self.config, changed, times, self.alerts)
+        recomputed = recompute_aggregates(self.store.get(), changed, times, self.alerts)
         log.info("aggregates batch %d: %d readings changed; %s; %s", batch_id, len(changed), recomputed, times)
         log_batch(AGGREGATES_QUERY_NAME, batch_id, len(changed), times, **recomputed.counts())
 

@@ -379,3 +379,25 @@ def test_cdc_messages_are_json(data_dir):
     key, value = factory.change("c", beijing_readings(data_dir, "Dongsi", 1)[0])
     assert json.loads(key)["payload"]["id"].startswith('"uci-beijing:dongsi:')
     assert json.loads(value)["payload"]["op"] == "c"
+
+
+def test_every_keyed_statement_of_the_aggregates_side_names_its_whole_partition_key(cdc_env):
+    """The recompute's driver-side reads and writes (``jobs.cdc_store``) each go to one partition: the driver
+    can route every statement (``routing_key_indexes`` covers the table's partition key: see
+    test_dashboard_api for what that attribute does and does not say) and none filters."""
+    from jobs.cdc_store import CdcStore
+
+    config, _, session = cdc_env
+    tables = session.cluster.metadata.keyspaces[config.cassandra.keyspace].tables
+    store = CdcStore.connect(config.cassandra)
+    try:
+        assert store.prepared, "the store prepares its statements"
+        for name, statement in store.prepared.items():
+            text = statement.query_string
+            assert "ALLOW FILTERING" not in text.upper(), name
+            table = text.split(f"{config.cassandra.keyspace}.")[1].split()[0]
+            partition_key = [c.name for c in tables[table].partition_key]
+            bound = [statement.column_metadata[i].name for i in statement.routing_key_indexes or []]
+            assert sorted(bound) == sorted(partition_key), (name, bound, partition_key)
+    finally:
+        store.close()
