@@ -8,6 +8,8 @@ import shlex
 import stat
 import subprocess
 import sys
+from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
@@ -254,3 +256,75 @@ def test_stack_secrets_writes_dotenv_without_printing_a_secret(tmp_path, capsys,
     assert sorted(written[k] for k in written if k.endswith("_PASSWORD")) == sorted(generated)
     assert not any(value in printed for value in generated)
     assert os.stat(tmp_path / ".env").st_mode & 0o077 == 0
+
+
+def test_stack_connector_status_prints_the_rest_output_redacted(monkeypatch, capsys):
+    """`python -m stack connector status` against a real HTTP server answering like Kafka Connect."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from stack import __main__ as stack_main
+
+    body = {
+        "name": "aqstream-mongodb-readings",
+        "connector": {"state": "RUNNING", "worker_id": "127.0.0.1:8083"},
+        "tasks": [{"id": 0, "state": "FAILED", "trace": f"MongoSecurityException: mongodb://u:{PASSWORD}@h:27017"}],
+    }
+
+    class Connect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            payload = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Connect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AQSTREAM_CONNECT_PORT", str(server.server_address[1]))
+        assert stack_main.main(["connector", "status", "--name", "aqstream-mongodb-readings"]) == 0
+    finally:
+        server.shutdown()
+    printed = capsys.readouterr().out
+    assert PASSWORD not in printed
+    assert json.loads(printed)["tasks"][0]["trace"] == "MongoSecurityException: mongodb://u:***@h:27017"
+
+
+def test_the_report_prints_no_known_secret(capsys):
+    from jobs.report import print_report
+
+    remember(PASSWORD)
+    counts = {
+        "kafka_raw": 1,
+        "kafka_quarantine": 0,
+        "kafka_cdc": 1,
+        "mongo_documents": 1,
+        "bronze_rows": 1,
+        "bronze_records": 1,
+        "quarantine_rows": 0,
+        "quarantine_reasons": Counter(),
+        "cassandra_readings": 1,
+        "cassandra_aggregates": 2,
+        # a store's content can hold anything: here, a secret someone wrote into a station id
+        "latest_per_city": [
+            {"_id": "beijing", "ts": datetime(2026, 1, 1, tzinfo=UTC), "station": PASSWORD, "pm25": 1, "pm10": 2}
+        ],
+    }
+    print_report(load_config(environ={}), counts, [], "beijing-dongsi")
+    printed = capsys.readouterr().out
+    assert PASSWORD not in printed
+    assert "  beijing            2026-01-01 00:00Z  ***" in printed
+
+
+def test_an_openaq_key_file_that_is_missing_stops_the_collector_naming_field_and_path(tmp_path, monkeypatch, caplog):
+    from collectors import cli
+
+    missing = tmp_path / "openaq.key"
+    monkeypatch.setenv("AQSTREAM__CREDENTIALS__OPENAQ_API_KEY", f"file:{missing}")
+    assert cli.main(["openaq", "--country", "KE", "--dry-run", "--metrics-port", "0"]) == 2
+    assert f"credentials.openaq_api_key: cannot read secret file {missing}" in caplog.text
