@@ -101,8 +101,13 @@ compose-tool: ## build Docker Compose (from its Go module) into .tools/bin; cach
 	stack/tools/compose.sh install
 
 .PHONY: compose-config
-compose-config: compose-tool ## check docker-compose.yml with Docker Compose (no Docker engine needed)
+compose-config: compose-tool venv ## check docker-compose.yml with Docker Compose (no Docker engine needed)
+	$(PY) -m stack secrets
 	stack/tools/compose.sh config --quiet
+
+.PHONY: secrets
+secrets: venv ## generate the stack's secrets once (.state/secrets, `up` does it too) and write .env for compose
+	$(PY) -m stack secrets
 
 .PHONY: prometheus-tool
 prometheus-tool: ## unpack Debian's prometheus and promtool (2.42) into .tools/bin, not system-wide; cached

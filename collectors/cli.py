@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import re
 import signal
 import sys
@@ -29,6 +28,7 @@ from collectors.sink import KafkaSettings, KafkaSink, NdjsonSink, SendReport, Se
 from collectors.stations import load_cities
 from jobs.config import ConfigError, PipelineConfig, load_config
 from jobs.metrics_endpoint import serve
+from jobs.secrets import SecretError, SecretRef
 
 log = logging.getLogger("collectors")
 
@@ -53,6 +53,8 @@ class CollectorSettings(BaseModel):
     every: timedelta | None = None
     metrics_host: str
     metrics_port: int = Field(ge=0, le=65535)  # the /metrics endpoint while the run lasts; 0: none
+    # where the OpenAQ key is (credentials.openaq_api_key): read only by a run that calls the API
+    openaq_api_key: SecretRef | None = None
 
 
 # what one collection gives: its readings, and the readings it dropped by reason
@@ -217,7 +219,21 @@ def settings_from_args(args: argparse.Namespace, pipeline: PipelineConfig) -> Co
         every=getattr(args, "every", None),
         metrics_host=pipeline.monitoring.metrics_host,
         metrics_port=pipeline.monitoring.metrics_port_collectors if args.metrics_port is None else args.metrics_port,
+        openaq_api_key=pipeline.credentials.reference("openaq_api_key"),
     )
+
+
+def openaq_key(settings: CollectorSettings) -> str:
+    """The OpenAQ API key, read now; "" when it is not set (a run from recorded responses needs none).
+    A reference that names an unreadable file fails here, naming the field and the path."""
+    if settings.openaq_api_key is None:
+        return ""
+    try:
+        return settings.openaq_api_key.read().get_secret_value()
+    except SecretError as exc:
+        if settings.openaq_api_key.source == "env":
+            return ""
+        raise UsageError(str(exc)) from None
 
 
 # --- running ------------------------------------------------------------------------------
@@ -393,7 +409,7 @@ def _openaq_backfill(
             raise UsageError("backfill --from-file: give one --sensor (recorded pages do not name their sensor)")
         responses = _recorded(args.from_file)
     elif not key:
-        raise UsageError(f"set {openaq.API_KEY_ENV} to your OpenAQ API key (https://explore.openaq.org/register)")
+        raise UsageError(f"set {_key_source(settings)} to your OpenAQ API key (https://explore.openaq.org/register)")
     elif not ids:
         raise UsageError(
             "backfill: give the locations that own the sensors with --location-ids (OpenAQ's measurement rows do"
@@ -416,11 +432,17 @@ def _openaq_backfill(
     return run_scheduled("openaq", collect, settings, stop, metrics, skip_sent=False)
 
 
+def _key_source(settings: CollectorSettings) -> str:
+    """What to set for the key: the variable credentials.openaq_api_key names (OPENAQ_API_KEY by default)."""
+    ref = settings.openaq_api_key
+    return ref.location if ref is not None and ref.source == "env" else "credentials.openaq_api_key"
+
+
 def _openaq(
     args: argparse.Namespace, settings: CollectorSettings, stop: threading.Event, metrics: CollectorMetrics
 ) -> int:
     ids = [int(i) for i in args.location_ids.split(",")] if args.location_ids else None
-    key = os.environ.get(openaq.API_KEY_ENV, "").strip()
+    key = openaq_key(settings)
     if args.action == "backfill":
         return _openaq_backfill(args, settings, stop, metrics, ids, key)
     if args.sensor or args.datetime_from or args.datetime_to or args.endpoint:
@@ -439,7 +461,9 @@ def _openaq(
             )
     if responses is None:
         if not key:
-            raise UsageError(f"set {openaq.API_KEY_ENV} to your OpenAQ API key (https://explore.openaq.org/register)")
+            raise UsageError(
+                f"set {_key_source(settings)} to your OpenAQ API key (https://explore.openaq.org/register)"
+            )
         if not (args.country or args.bbox or ids or args.parameter is not None):
             raise UsageError("choose locations: --country, --bbox or --location-ids (or one --parameter everywhere)")
 

@@ -5,7 +5,7 @@ a 200 whose JSON body is truncated. A 429's ``Retry-After`` (seconds or HTTP dat
 and when the rate-limit headers say the quota is spent (``x-ratelimit-remaining: 0``) the client
 waits ``x-ratelimit-reset`` seconds before the next call. Any other 4xx fails at once: retrying
 cannot fix a bad key or a bad parameter, so the error says what to change. Header values (the
-API key) never appear in a message; query parameters that look like secrets are redacted.
+API key) never appear in a message; URLs are redacted (jobs/redact.py: secret query parameters, known values).
 Given a :class:`~collectors.metrics.CollectorMetrics`, the client counts every attempt, every failed
 one by kind (the status code, ``timeout``, ``connection``, ``invalid_json``), every retry, and the
 seconds it waited by cause.
@@ -21,16 +21,14 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.metrics import CollectorMetrics
+from jobs.redact import redact, redact_url
 
 log = logging.getLogger("collectors.http")
-
-_SECRET_PARAMS = ("key", "token", "secret", "password", "apikey", "api_key")
 
 
 class HttpSettings(BaseModel):
@@ -59,12 +57,6 @@ class _Retryable(Exception):
         self.reason = reason
         self.kind = kind  # the metrics' label: the status code, timeout, connection, invalid_json
         self.wait_s = wait_s
-
-
-def redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    query = [(k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in parse_qsl(parts.query)]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="*,:")))
 
 
 def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
@@ -177,7 +169,7 @@ class HttpClient:
             raise _Retryable(f"HTTP {status}", str(status))
         if status >= 400:
             hint = self.hints.get(status) or _DEFAULT_HINTS.get(status, "check the request parameters")
-            detail = _short_detail(response)
+            detail = redact(_short_detail(response))  # a server may echo what it was sent
             raise HttpError(f"GET {where} was refused with HTTP {status}{detail}: {hint}", status=status)
         try:
             return response.json()

@@ -41,8 +41,9 @@ from typing import Any
 
 import requests
 
-from collectors.httpclient import HttpClient, HttpError, redact_url
+from collectors.httpclient import HttpClient, HttpError
 from collectors.values import CleanValues, to_canonical_number, to_number
+from jobs.redact import redact_url
 from schemas.reading import POLLUTANT_FIELDS, build_reading
 from schemas.units import unit_slug
 

@@ -15,9 +15,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobs.paths import child, resolve
+from jobs.secrets import SecretError, SecretRef
 from schemas.reading import SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -295,6 +305,93 @@ class DashboardConfig(_Section):
         return self
 
 
+# the Kafka principals, one per component (each will get only the ACLs it needs: issue 18)
+KAFKA_PRINCIPALS = ("collector", "raw_to_mongo", "cdc_to_cassandra", "connect")
+CASSANDRA_ROLES = ("admin", "cdc")
+MONGO_USERS = ("raw_to_mongo", "debezium")
+
+
+def _secret_reference(value: str) -> str:
+    """The form of a reference (``env:NAME`` or ``file:PATH``); the field's name is added by pydantic."""
+    try:
+        SecretRef.parse("", value, Path("."))
+    except SecretError:
+        # never the value in the message: a literal secret put here by mistake stays unprinted
+        raise ValueError("expected 'env:VARIABLE' or 'file:PATH' (a reference, never the secret)") from None
+    return value
+
+
+SecretReference = Annotated[str, AfterValidator(_secret_reference)]
+LocalFolder = Annotated[Path, AfterValidator(lambda value: (REPO_ROOT / value).resolve())]
+
+
+class Login(BaseModel):
+    """A user name and its password, as a client presents them; the password never shows in repr or str."""
+
+    model_config = ConfigDict(frozen=True)
+
+    username: str
+    password: SecretStr
+
+
+class CredentialsConfig(_Section):
+    """Who each component is to Kafka, Cassandra, MongoDB and OpenAQ: user names, and a reference to each
+    secret (``env:VARIABLE`` or ``file:PATH``), read only when a component needs it (docs/security.md).
+    The ``file:`` defaults are what ``python -m stack up`` generates in ``secrets_dir``."""
+
+    # where relative file: references point; `python -m stack up` generates the defaults there (git-ignored)
+    secrets_dir: LocalFolder = Field(default=Path(".state/secrets"), validate_default=True)
+    kafka_user_collector: str = Field(default="aqstream-collector", min_length=1)
+    kafka_user_raw_to_mongo: str = Field(default="aqstream-raw-to-mongo", min_length=1)
+    kafka_user_cdc_to_cassandra: str = Field(default="aqstream-cdc-to-cassandra", min_length=1)
+    kafka_user_connect: str = Field(default="aqstream-connect", min_length=1)
+    kafka_password_collector: SecretReference = "file:kafka_collector"
+    kafka_password_raw_to_mongo: SecretReference = "file:kafka_raw_to_mongo"
+    kafka_password_cdc_to_cassandra: SecretReference = "file:kafka_cdc_to_cassandra"
+    kafka_password_connect: SecretReference = "file:kafka_connect"
+    cassandra_user_admin: str = Field(default="aqstream_admin", min_length=1)
+    cassandra_user_cdc: str = Field(default="aqstream_cdc", min_length=1)
+    cassandra_password_admin: SecretReference = "file:cassandra_admin"
+    cassandra_password_cdc: SecretReference = "file:cassandra_cdc"
+    mongo_user_raw_to_mongo: str = Field(default="aqstream-raw-to-mongo", min_length=1)
+    mongo_user_debezium: str = Field(default="aqstream-debezium", min_length=1)
+    mongo_password_raw_to_mongo: SecretReference = "file:mongo_raw_to_mongo"
+    mongo_password_debezium: SecretReference = "file:mongo_debezium"
+    # your own key (https://explore.openaq.org/register): nothing generates it
+    openaq_api_key: SecretReference = "env:OPENAQ_API_KEY"
+
+    def reference(self, field: str) -> SecretRef:
+        if not _is_secret_field(field) or field not in type(self).model_fields:
+            raise KeyError(f"credentials.{field} is not a secret")
+        return SecretRef.parse(f"credentials.{field}", getattr(self, field), self.secrets_dir)
+
+    def secret(self, field: str, environ: Mapping[str, str] | None = None) -> SecretStr:
+        """The secret ``field`` refers to, read now; :class:`ConfigError` names the field and the variable or path."""
+        try:
+            return self.reference(field).read(environ)
+        except SecretError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def login(self, service: Literal["kafka", "cassandra", "mongo"], who: str, environ=None) -> Login:
+        """``login("kafka", "collector")``: the user name and password of one principal."""
+        names = {"kafka": KAFKA_PRINCIPALS, "cassandra": CASSANDRA_ROLES, "mongo": MONGO_USERS}[service]
+        if who not in names:
+            raise KeyError(f"no {service} login {who!r}; there are {', '.join(names)}")
+        return Login(
+            username=getattr(self, f"{service}_user_{who}"),
+            password=self.secret(f"{service}_password_{who}", environ),
+        )
+
+    def generated_files(self) -> dict[str, Path]:
+        """Every secret the configuration takes from a file: field → path (what the stack generates)."""
+        refs = (self.reference(f) for f in type(self).model_fields if _is_secret_field(f))
+        return {ref.field.removeprefix("credentials."): Path(ref.location) for ref in refs if ref.source == "file"}
+
+
+def _is_secret_field(name: str) -> bool:
+    return "_password_" in name or name.endswith("_api_key")
+
+
 class PipelineConfig(_Section):
     kafka: KafkaConfig
     mongo: MongoConfig
@@ -304,6 +401,7 @@ class PipelineConfig(_Section):
     cdc: CdcConfig = CdcConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     dashboard: DashboardConfig = DashboardConfig()
+    credentials: CredentialsConfig = CredentialsConfig()
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> PipelineConfig:

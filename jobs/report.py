@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from jobs.config import PipelineConfig, load_config_or_report
+from jobs.redact import install_excepthook, redact
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
 from jobs.transforms.raw_readings import bronze_readings
@@ -113,6 +114,10 @@ def _delta_count(spark, path: str) -> int:
 
 
 def print_report(config: PipelineConfig, counts: dict[str, Any], hourly: list[Any], station_id: str) -> None:
+    print(redact(report_text(config, counts, hourly, station_id)))
+
+
+def report_text(config: PipelineConfig, counts: dict[str, Any], hourly: list[Any], station_id: str) -> str:
     k, m, c = config.kafka, config.mongo, config.cassandra
     rows = [
         (f"Kafka     {k.raw_topic}", counts["kafka_raw"], "messages"),
@@ -124,24 +129,25 @@ def print_report(config: PipelineConfig, counts: dict[str, Any], hourly: list[An
         (f"Cassandra {c.keyspace}.{c.readings_table}", counts["cassandra_readings"], "rows"),
         (f"Cassandra {c.keyspace}.{c.aggregates_table}", counts["cassandra_aggregates"], "rows (1h and 1d windows)"),
     ]
-    print("What landed where:")
+    lines = ["What landed where:"]
     for name, count, unit in rows:
-        print(f"  {name:<50} {count:>8}  {unit}")
-    print("\nQuarantine reasons:")
+        lines.append(f"  {name:<50} {count:>8}  {unit}")
+    lines.append("\nQuarantine reasons:")
     for code, n in counts["quarantine_reasons"].most_common():
-        print(f"  {code:<26} {n}")
-    print("\nLatest reading per city (MongoDB):")
+        lines.append(f"  {code:<26} {n}")
+    lines.append("\nLatest reading per city (MongoDB):")
     for row in counts["latest_per_city"]:
-        print(
+        lines.append(
             f"  {str(row['_id']):<18} {row['ts']:%Y-%m-%d %H:%M}Z  {row['station']:<34} "
             f"pm25={row['pm25']}  pm10={row['pm10']}"
         )
-    print(f"\nHourly aggregates of {station_id} (Cassandra, newest first):")
+    lines.append(f"\nHourly aggregates of {station_id} (Cassandra, newest first):")
     for row in hourly:
-        print(
+        lines.append(
             f"  {row.window_start:%Y-%m-%d %H:%M}Z  n={row.pm25_count}  pm25 mean={row.pm25_mean}  "
             f"max={row.pm25_max}  US AQI={row.aqi_us} ({row.aqi_us_category})"
         )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None)
     parser.add_argument("--station", default="beijing-dongsi", help="station whose hourly aggregates to show")
     args = parser.parse_args(argv)
+    install_excepthook()
     config = load_config_or_report(args.config)
     if config is None:
         return 2

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from jobs.config import REPO_ROOT
+from jobs.redact import install_excepthook, redact_argv
 from jobs.session import SPARK_DEFAULTS, connector_jars, read_spark_defaults
 
 JOBS = ("raw_to_mongo", "cdc_to_cassandra")
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    install_excepthook()
     job, rest = argv[0], argv[1:]
     master, show_only = None, False
     if "--master" in rest:
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     python = os.path.abspath(sys.executable)
     command = build_command(job, rest, master, python, Path.cwd(), confs)
     if show_only:
-        print(shlex.join(command))
+        # what a human reads: credentials (spark.cassandra.auth.password, kafka.sasl.jaas.config) masked
+        print(shlex.join(redact_argv(command)))
         return 0
     import pyspark
 

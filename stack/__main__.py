@@ -5,6 +5,7 @@ Usage:
     python -m stack up --spark-cluster    ... and a Spark standalone master and worker (spark-master, spark-worker)
     python -m stack down [SERVICE ...]    stop them, the Spark cluster too (SIGTERM, then SIGKILL after a timeout)
     python -m stack status                each service: implementation, pid, port, health, memory
+    python -m stack secrets               generate the stack's secrets (once; `up` does it too) and fill .env
     python -m stack connector register [--file F] [--set key=value ...]   create or update the Debezium connector
     python -m stack connector status [--name N]                            connector and task state
     python -m stack connector delete [--name N]
@@ -19,10 +20,15 @@ import json
 import sys
 from pathlib import Path
 
+from jobs.redact import install_excepthook, redact, redact_mapping
 from stack import connector
-from stack.config import StackConfigError
+from stack.config import REPO_ROOT, StackConfigError
 from stack.core import DEFAULT_SERVICES, SERVICE_ORDER, SPARK_CLUSTER, Stack, StackError
 from stack.java import JavaNotFound
+from stack.secrets import remember_generated, write_dotenv
+
+DOTENV_EXAMPLE = REPO_ROOT / ".env.example"
+DOTENV = REPO_ROOT / ".env"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--spark-cluster", action="store_true", help="also start spark-master and spark-worker (on demand)"
             )
     sub.add_parser("status")
+    sub.add_parser("secrets")
     conn = sub.add_parser("connector").add_subparsers(dest="action", required=True)
     reg = conn.add_parser("register")
     reg.add_argument("--file", type=Path, default=connector.DEFAULT_CONNECTOR_FILE)
@@ -46,9 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         conn.add_parser(action).add_argument("--name", default=None)
     args = parser.parse_args(argv)
 
+    install_excepthook()
     try:
         stack = Stack()
-        if args.command == "up":
+        # whatever this command prints is redacted of the secrets generated so far
+        remember_generated(stack.secrets_dir)
+        if args.command == "secrets":
+            files = stack.ensure_secrets()
+            filled = write_dotenv(DOTENV_EXAMPLE, DOTENV, files)
+            print(f"secrets in {stack.secrets_dir}: {', '.join(files)}")
+            print(f"{DOTENV}: {', '.join(filled) if filled else 'every secret variable already set'}")
+        elif args.command == "up":
             started = stack.up(up_services(args.services, args.spark_cluster))
             if started:
                 print(f"stack up: {', '.join(f'{k} {v:.1f}s' for k, v in started.items())}")
@@ -62,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             # an on-demand service that is not running is fine; one that runs must answer
             return 0 if all(r.healthy for r in rows if r.name in DEFAULT_SERVICES or r.pid) else 1
     except (StackError, StackConfigError, JavaNotFound, connector.ConnectorError) as exc:
-        print(f"stack: {exc}", file=sys.stderr)
+        print(redact(f"stack: {exc}"), file=sys.stderr)
         return 1
     return 0
 
@@ -81,12 +96,12 @@ def _connector(stack: Stack, args: argparse.Namespace) -> int:
         definition = connector.load_connector(args.file, overrides)
         print(f"{definition['name']}: {connector.register(url, definition)}")
         state = connector.wait_running(url, definition["name"])
-        print(json.dumps(state, indent=2))
+        print(json.dumps(redact_mapping(state), indent=2))
         return 0
     name = args.name or connector.load_connector()["name"]
     if args.action == "status":
         state = connector.status(url, name)
-        print(json.dumps(state, indent=2) if state else f"{name}: not registered")
+        print(json.dumps(redact_mapping(state), indent=2) if state else f"{name}: not registered")
         return 0 if state else 1
     print(f"{name}: {'deleted' if connector.delete(url, name) else 'not registered'}")
     return 0
@@ -98,7 +113,8 @@ def _print_status(stack: Stack, names: list[str] | None = None):
     for r in rows:
         down = "down" if r.name in DEFAULT_SERVICES else "off"  # off: on demand, not started
         health = "ok" if r.healthy else (down if r.pid is None else "starting")
-        print(f"{r.name:<12} {r.pid or '-':>7} {r.port:>6} {health:<8} {r.rss_bytes / 2**20:>8.0f}  {r.implementation}")
+        line = f"{r.name:<12} {r.pid or '-':>7} {r.port:>6} {health:<8} {r.rss_bytes / 2**20:>8.0f}  {r.implementation}"
+        print(redact(line))
     total = sum(r.rss_bytes for r in rows)
     print(f"{'total':<12} {'':>7} {'':>6} {'':<8} {total / 2**20:>8.0f}")
     return rows

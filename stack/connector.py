@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from jobs.redact import redact
 from stack.config import REPO_ROOT
 
 DEFAULT_CONNECTOR_FILE = REPO_ROOT / "conf" / "debezium" / "mongodb-readings.json"
@@ -30,7 +31,7 @@ def register(connect_url: str, definition: dict[str, Any], timeout_s: float = 30
     name = definition["name"]
     response = requests.put(f"{connect_url}/connectors/{name}/config", json=definition["config"], timeout=timeout_s)
     if response.status_code not in (200, 201):
-        raise ConnectorError(f"registering {name} failed: HTTP {response.status_code} {response.text[:2000]}")
+        raise ConnectorError(redact(f"registering {name} failed: HTTP {response.status_code} {response.text[:2000]}"))
     return "created" if response.status_code == 201 else "updated"
 
 
@@ -53,11 +54,11 @@ def wait_running(connect_url: str, name: str, timeout_s: float = 120.0) -> dict[
             failed = [t for t in tasks if t.get("state") == "FAILED"]
             if failed or last["connector"].get("state") == "FAILED":
                 trace = (failed[0] if failed else last["connector"]).get("trace", "")
-                raise ConnectorError(f"connector {name} FAILED: {trace[:3000]}")
+                raise ConnectorError(redact(f"connector {name} FAILED: {trace[:3000]}"))
             if last["connector"].get("state") == "RUNNING" and tasks and all(t["state"] == "RUNNING" for t in tasks):
                 return last
         time.sleep(1.0)
-    raise ConnectorError(f"connector {name} not RUNNING after {timeout_s:.0f}s: {last}")
+    raise ConnectorError(redact(f"connector {name} not RUNNING after {timeout_s:.0f}s: {last}"))
 
 
 def delete(connect_url: str, name: str) -> bool:
@@ -65,5 +66,5 @@ def delete(connect_url: str, name: str) -> bool:
     if response.status_code == 404:
         return False
     if response.status_code not in (200, 204):
-        raise ConnectorError(f"deleting {name} failed: HTTP {response.status_code} {response.text[:500]}")
+        raise ConnectorError(redact(f"deleting {name} failed: HTTP {response.status_code} {response.text[:500]}"))
     return True

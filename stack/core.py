@@ -9,6 +9,7 @@ from pathlib import Path
 from stack.config import StackConfig
 from stack.java import find_java17
 from stack.process import tail
+from stack.secrets import ensure_secrets
 from stack.services import (
     Cassandra,
     Kafka,
@@ -90,6 +91,7 @@ class Stack:
         service and showing its log tail when one does not come up.
         """
         self.check_jars()
+        self.ensure_secrets()
         java_home = self.java_home
         for svc in self.services.values():
             svc.java_home = java_home
@@ -122,6 +124,14 @@ class Stack:
         # also wait for services that were already running but not yet healthy
         self._wait([n for n in selected if n not in started], t0, started, log, quiet=True)
         return started
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.cfg.state_dir / "secrets"
+
+    def ensure_secrets(self) -> dict[str, Path]:
+        """The generated secrets (made on the first call, kept after): docs/security.md."""
+        return ensure_secrets(self.secrets_dir)
 
     def _wait(self, names, t0, started, log, quiet=False) -> None:
         deadline = t0 + self.cfg.start_timeout_s

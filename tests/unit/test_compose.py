@@ -1,5 +1,8 @@
 """docker-compose.yml, checked by Docker Compose itself (`config`), without a Docker engine.
 
+Compose reads the committed .env.example (the pins) plus a value for each secret variable, written by the
+test (the real .env is git-ignored and generated: `python -m stack secrets`).
+
 The compose binary comes from ``stack/tools/compose.sh install`` (built from its Go module into
 .tools/bin), or ``$AQSTREAM_COMPOSE``, or an installed ``docker compose``. Without one the tests fail,
 in every mode: ``make test-unit`` installs the tool before the tests.
@@ -23,7 +26,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-ENV_FILE = REPO_ROOT / ".env"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILES = (REPO_ROOT / "Dockerfile.spark", REPO_ROOT / "Dockerfile.connect")
 PROFILES = ("live",)  # every optional service is checked too
 
@@ -59,40 +62,57 @@ def compose() -> list[str]:
     return command
 
 
-def run_compose(compose: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Compose on our file with only .env for variables: nothing from the caller's shell leaks in."""
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory) -> Path:
+    """.env.example with a stand-in value for each secret variable: what `python -m stack secrets` writes."""
+    lines = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        lines.append(f"{key}=test-{key.lower()}" if sep and not value.strip() and not key.startswith("#") else line)
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_compose(
+    compose: list[str], env_file: Path | None, *args: str, environ: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Compose on our file with only ``env_file`` for variables: nothing from the caller's shell leaks in."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
     if "DOCKER_CONFIG" in os.environ:  # where the docker CLI finds its compose plugin
         env["DOCKER_CONFIG"] = os.environ["DOCKER_CONFIG"]
     profiles = [arg for p in PROFILES for arg in ("--profile", p)]
-    command = [*compose, "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE), *profiles, *args]
+    env.update(environ or {})
+    # --env-file: the test's file, or /dev/null for none (so a developer's own .env never counts)
+    files = ["--env-file", str(env_file or os.devnull)]
+    command = [*compose, "--project-directory", str(REPO_ROOT), *files, "-f", str(COMPOSE_FILE), *profiles, *args]
     return subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 @cache
 def dotenv() -> dict[str, str]:
     values = {}
-    for line in ENV_FILE.read_text().splitlines():
+    for line in ENV_EXAMPLE.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             key, sep, value = line.partition("=")
-            assert sep, f".env: not KEY=VALUE: {line!r}"
+            assert sep, f".env.example: not KEY=VALUE: {line!r}"
             values[key.strip()] = value.strip()
     return values
 
 
 @pytest.fixture(scope="module")
-def config(compose) -> dict[str, Any]:
+def config(compose, env_file) -> dict[str, Any]:
     """The resolved model, as `docker compose config --format json` prints it."""
-    result = run_compose(compose, "config", "--format", "json")
+    result = run_compose(compose, env_file, "config", "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")
-def raw_config(compose) -> dict[str, Any]:
+def raw_config(compose, env_file) -> dict[str, Any]:
     """The model with ${VARIABLES} left as written."""
-    result = run_compose(compose, "config", "--no-interpolate", "--format", "json")
+    result = run_compose(compose, env_file, "config", "--no-interpolate", "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -107,8 +127,8 @@ def one_shot_services(config: dict[str, Any]) -> set[str]:
     }
 
 
-def test_compose_config_passes_without_warnings(compose):
-    result = run_compose(compose, "config", "--quiet")
+def test_compose_config_passes_without_warnings(compose, env_file):
+    result = run_compose(compose, env_file, "config", "--quiet")
     assert result.returncode == 0, result.stderr
     # an unset variable or an obsolete key is only a warning to compose: not to us
     assert "WARN" not in result.stderr and "level=warning" not in result.stderr, result.stderr
@@ -188,19 +208,53 @@ def _strings(value: Any):
             yield from _strings(item)
 
 
-def test_no_credentials_anywhere(config):
-    assert not config.get("secrets"), "no secrets in this stack"
+def secret_variables() -> list[str]:
+    """The credential variables .env.example names (each without a value)."""
+    return [key for key in dotenv() if CREDENTIAL_NAME.search(key)]
+
+
+def test_dotenv_example_names_secrets_without_values():
+    names = secret_variables()
+    assert len(names) >= 8, names  # 4 Kafka principals, 2 Cassandra roles, 2 MongoDB users
     for key, value in dotenv().items():
-        assert not CREDENTIAL_NAME.search(key), f".env: {key}"
-        assert not URI_WITH_USERINFO.search(value), f".env: {key}"
-    for name, service in config["services"].items():
+        if CREDENTIAL_NAME.search(key):
+            assert value == "", f".env.example: {key} has a value"
+        assert not URI_WITH_USERINFO.search(value), f".env.example: {key}"
+
+
+def test_every_secret_comes_from_dotenv_with_no_default(raw_config):
+    """Each credential in a container's environment is exactly ${VAR:?...} of a variable .env.example names,
+    and each AQSTREAM__CREDENTIALS__ setting is a reference (env:VAR) to one of them, never a value."""
+    seen = set()
+    for name, service in raw_config["services"].items():
         assert not service.get("env_file"), f"{name}: env_file (keep configuration visible in the compose file)"
-        for key in service.get("environment") or {}:
-            assert not CREDENTIAL_NAME.search(key), f"{name}: environment {key}"
+        for key, value in (service.get("environment") or {}).items():
+            if key.startswith("AQSTREAM__CREDENTIALS__"):
+                assert re.fullmatch(r"env:[A-Z0-9_]+", value), f"{name}: {key}={value!r} is not env:VARIABLE"
+                assert value.removeprefix("env:") in service["environment"], f"{name}: {key} names an unset variable"
+            elif CREDENTIAL_NAME.search(key):
+                no_default = rf"\$\{{{key}:\?[^}}]+\}}"
+                assert re.fullmatch(no_default, value), f"{name}: {key}={value!r} is not ${{{key}:?...}}"
+                assert key in secret_variables(), f"{name}: {key} is not in .env.example"
+                seen.add(key)
         for text in _strings(service):
             assert not URI_WITH_USERINFO.search(text), f"{name}: a URI with a user and password: {text!r}"
+    assert seen == set(secret_variables()), "every secret .env.example names is used, and only those"
+    # and in the file's own text: no ${SECRET:-default} or ${SECRET-default} anywhere
+    for variable, operator in re.findall(r"\$\{([A-Za-z0-9_]+)(:?[-?+]?)", COMPOSE_FILE.read_text()):
+        if CREDENTIAL_NAME.search(variable):
+            assert operator == ":?", f"docker-compose.yml: ${{{variable}{operator}...}} (a secret must have no default)"
     for path in (COMPOSE_FILE, *DOCKERFILES):
         assert not URI_WITH_USERINFO.search(path.read_text()), path.name
+
+
+def test_compose_refuses_to_run_without_the_secrets(compose, tmp_path):
+    """.env.example as it is (no secret values): compose stops and names the variable to set."""
+    bare = tmp_path / ".env"
+    bare.write_text(ENV_EXAMPLE.read_text())
+    result = run_compose(compose, bare, "config", "--quiet")
+    assert result.returncode != 0
+    assert re.search(r"set [A-Z_]+_PASSWORD in \.env", result.stderr), result.stderr
 
 
 def test_host_ports_are_loopback_only(config):

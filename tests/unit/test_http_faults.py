@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from collectors import openaq
-from collectors.httpclient import HttpClient, HttpError, HttpSettings, parse_retry_after, redact_url
+from collectors.httpclient import HttpClient, HttpError, HttpSettings, parse_retry_after
+from jobs.redact import redact_url
 from tests.support.loopback import LoopbackServerObject
 
 pytestmark = pytest.mark.unit
