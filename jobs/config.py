@@ -112,6 +112,10 @@ class KafkaConfig(_Section):
     # the Kafka source's minPartitions: split a backlog's offset ranges into at least this many Spark
     # tasks (more than the topic's partitions: spreads one batch over more executors); unset: one per partition
     min_partitions: int | None = Field(default=None, ge=1)
+    # how every client authenticates (docs/security.md): SASL/SCRAM on the local broker; PLAINTEXT only for a
+    # broker without authentication (the docker compose one). TLS (SASL_SSL) is documented, not wired here.
+    security_protocol: Literal["SASL_PLAINTEXT", "PLAINTEXT"] = "SASL_PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
 
 
 class MongoConfig(_Section):
@@ -306,7 +310,7 @@ class DashboardConfig(_Section):
 
 
 # the Kafka principals, one per component (each will get only the ACLs it needs: issue 18)
-KAFKA_PRINCIPALS = ("collector", "raw_to_mongo", "cdc_to_cassandra", "connect")
+KAFKA_PRINCIPALS = ("admin", "collector", "raw_to_mongo", "cdc_to_cassandra", "connect")
 CASSANDRA_ROLES = ("admin", "cdc")
 MONGO_USERS = ("raw_to_mongo", "debezium")
 
@@ -341,10 +345,13 @@ class CredentialsConfig(_Section):
 
     # where relative file: references point; `python -m stack up` generates the defaults there (git-ignored)
     secrets_dir: LocalFolder = Field(default=Path(".state/secrets"), validate_default=True)
+    # the broker's super user: set-up (topics, ACLs), the tools that look at every topic, the tests
+    kafka_user_admin: str = Field(default="aqstream-admin", min_length=1)
     kafka_user_collector: str = Field(default="aqstream-collector", min_length=1)
     kafka_user_raw_to_mongo: str = Field(default="aqstream-raw-to-mongo", min_length=1)
     kafka_user_cdc_to_cassandra: str = Field(default="aqstream-cdc-to-cassandra", min_length=1)
     kafka_user_connect: str = Field(default="aqstream-connect", min_length=1)
+    kafka_password_admin: SecretReference = "file:kafka_admin"
     kafka_password_collector: SecretReference = "file:kafka_collector"
     kafka_password_raw_to_mongo: SecretReference = "file:kafka_raw_to_mongo"
     kafka_password_cdc_to_cassandra: SecretReference = "file:kafka_cdc_to_cassandra"

@@ -100,6 +100,7 @@ def test_generated_secrets_are_made_once_private_and_what_the_config_reads(tmp_p
     again = {name: path.read_text() for name, path in ensure_secrets(folder).items()}
     assert again == first  # never overwritten
     expected = {
+        "kafka_admin",
         "kafka_collector",
         "kafka_raw_to_mongo",
         "kafka_cdc_to_cassandra",
