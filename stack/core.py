@@ -182,6 +182,13 @@ class Stack:
     def kafka_bootstrap(self) -> str:
         return self.cfg.kafka_bootstrap
 
+    def kafka_client(self, who: str = "admin") -> dict:
+        """kafka-python's settings for principal ``who`` on this stack's broker (jobs/kafka_auth.py)."""
+        from jobs.kafka_auth import kafka_python_settings
+        from stack.services import kafka_pipeline_config
+
+        return kafka_python_settings(kafka_pipeline_config(self.cfg), who)
+
     @property
     def connect_url(self) -> str:
         return self.cfg.connect_url

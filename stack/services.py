@@ -7,6 +7,7 @@ Each service runs as a child process on loopback from the artifacts in ``jars/li
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import os
 import re
@@ -15,6 +16,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from jobs.redact import redact
 from stack.config import REPO_ROOT, StackConfig
 from stack.process import pid_alive, port_taken, rss_bytes, start_detached, stop_pid, wait_exec
 
@@ -196,30 +198,104 @@ class Service:
             )
 
 
+def kafka_pipeline_config(cfg: StackConfig):
+    """The pipeline config (conf/pipeline.toml and its overrides) pointed at this stack's broker and at the
+    secrets this stack generated (``<state_dir>/secrets``, unless AQSTREAM__CREDENTIALS__SECRETS_DIR says
+    otherwise): the logins and topics the broker and Kafka Connect are set up with. The jobs and tests run
+    against a stack with another state dir take its secrets with AQSTREAM__CREDENTIALS__SECRETS_DIR."""
+    from jobs.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise StackError(f"kafka: cannot read the pipeline config: {exc}") from None
+    credentials = config.credentials
+    if "AQSTREAM__CREDENTIALS__SECRETS_DIR" not in os.environ:
+        credentials = credentials.model_copy(update={"secrets_dir": cfg.state_dir / "secrets"})
+    kafka = config.kafka.model_copy(update={"bootstrap_servers": cfg.kafka_bootstrap})
+    return config.model_copy(update={"kafka": kafka, "credentials": credentials})
+
+
+def kafka_login(config, who: str):
+    from jobs.config import ConfigError
+
+    try:
+        return config.credentials.login("kafka", who)
+    except ConfigError as exc:
+        raise StackError(f"kafka: {exc}") from None
+
+
+def scram_argument(mechanism: str, username: str, password: str) -> str:
+    """One ``--add-scram`` value of ``kafka-storage format``: ``SCRAM-SHA-512=[name=…,password=…]``."""
+    return f"{mechanism}=[name={username},password={password}]"
+
+
 class Kafka(Service):
     name = "kafka"
     port_field = "kafka_port"
     other_port_fields = ("kafka_controller_port",)
 
+    @property
+    def scram_users_file(self) -> Path:
+        """The principals whose SCRAM credentials the storage was formatted with (names only)."""
+        return self.dir / "scram-users"
+
     def prepare(self) -> None:
+        from jobs.config import KAFKA_PRINCIPALS
+        from jobs.kafka_auth import jaas_config
+
         super().prepare()
-        self.render("kafka-server.properties", "server.properties", data_dir=str(self.dir / "data"))
-        if not (self.dir / "data" / "meta.properties").exists():
-            self.run_preparation(
-                "storage format",
-                [
-                    self.java(),
-                    "-cp",
-                    self.classpath("kafka"),
-                    *self._log_opts(),
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    kafka_random_uuid(),
-                    "-c",
-                    str(self.dir / "server.properties"),
-                ],
-            )
+        config = kafka_pipeline_config(self.cfg)
+        logins = {who: kafka_login(config, who) for who in KAFKA_PRINCIPALS}
+        mechanism = config.kafka.sasl_mechanism
+        properties = self.render(
+            "kafka-server.properties",
+            "server.properties",
+            data_dir=str(self.dir / "data"),
+            sasl_mechanism=mechanism,
+            sasl_mechanism_lower=mechanism.lower(),
+            admin_user=logins["admin"].username,
+            admin_jaas=jaas_config(logins["admin"]),
+        )
+        properties.chmod(0o600)  # it holds the admin password (the broker's own inter-broker login)
+        users = sorted(login.username for login in logins.values())
+        if (self.dir / "data" / "meta.properties").exists():
+            formatted_with = self.scram_users_file.read_text().split() if self.scram_users_file.exists() else []
+            missing = sorted(set(users) - set(formatted_with))
+            if missing:
+                raise StackError(
+                    f"kafka: its storage {self.dir / 'data'} was formatted without SCRAM credentials for "
+                    f"{', '.join(missing)} (before authentication, or before that principal existed); "
+                    f"recreate it: `python -m stack down` then remove {self.dir} (its topics are lost)"
+                )
+            return
+        scram = [
+            arg
+            for login in logins.values()
+            for arg in ("--add-scram", scram_argument(mechanism, login.username, login.password.get_secret_value()))
+        ]
+        format_storage = functools.partial(
+            self.run_preparation,
+            "storage format",
+            [
+                self.java(),
+                "-cp",
+                self.classpath("kafka"),
+                *self._log_opts(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                kafka_random_uuid(),
+                "-c",
+                str(properties),
+                *scram,
+            ],
+        )
+        try:
+            format_storage()
+        except StackError as exc:  # its message shows the command line, passwords included
+            raise StackError(redact(str(exc))) from None
+        self.scram_users_file.write_text("\n".join(users) + "\n")
 
     def _log_opts(self) -> list[str]:
         return [f"-Dlog4j2.configurationFile={self.cfg.conf_dir / 'log4j2.properties'}"]
@@ -243,9 +319,11 @@ class Kafka(Service):
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
 
+        from jobs.kafka_auth import kafka_python_settings
+
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=self.cfg.kafka_bootstrap,
+                **kafka_python_settings(kafka_pipeline_config(self.cfg), "admin"),
                 request_timeout_ms=5000,
                 api_version_auto_timeout_ms=5000,
                 client_id="aqstream-stack-health",
@@ -258,6 +336,17 @@ class Kafka(Service):
             return False
         finally:
             admin.close()
+
+    def after_healthy(self) -> None:
+        """The principals' ACLs (jobs/kafka_acls.py), before Kafka Connect (which needs its own) starts."""
+        from kafka.errors import KafkaError
+
+        from jobs.kafka_acls import apply_acls
+
+        try:
+            apply_acls(kafka_pipeline_config(self.cfg))
+        except (KafkaError, RuntimeError) as exc:
+            raise StackError(f"kafka: creating the ACLs failed: {exc}") from None
 
 
 class Cassandra(Service):
@@ -416,10 +505,27 @@ class KafkaConnect(Service):
     name = "connect"
     port_field = "connect_port"
     other_port_fields = ("connect_metrics_port",)
+    needs = "kafka"  # Kafka's ACLs (made once it answers) must exist before the worker's first request
+
+    def client_security(self) -> str:
+        """The connect principal's SASL settings, for the worker and with the ``producer.``, ``consumer.``
+        and ``admin.`` prefixes (the clients the worker makes for the connectors do not inherit them)."""
+        from jobs.kafka_auth import java_client_properties
+
+        config = kafka_pipeline_config(self.cfg)
+        properties = java_client_properties(config.kafka, kafka_login(config, "connect"))
+        return "\n".join(
+            f"{prefix}{name}={value}"
+            for prefix in ("", "producer.", "consumer.", "admin.")
+            for name, value in properties.items()
+        )
 
     def prepare(self) -> None:
         super().prepare()
-        self.render("connect-distributed.properties", "connect-distributed.properties")
+        path = self.render(
+            "connect-distributed.properties", "connect-distributed.properties", client_security=self.client_security()
+        )
+        path.chmod(0o600)  # it holds the connect principal's password
 
     def command(self) -> list[str]:
         return [
