@@ -27,6 +27,7 @@ from collectors.metrics import CollectorMetrics
 from collectors.sink import KafkaSettings, KafkaSink, NdjsonSink, SendReport, SentState, Spool
 from collectors.stations import load_cities
 from jobs.config import ConfigError, PipelineConfig, load_config
+from jobs.kafka_auth import kafka_python_security
 from jobs.metrics_endpoint import serve
 from jobs.secrets import SecretError, SecretRef
 
@@ -208,6 +209,8 @@ def settings_from_args(args: argparse.Namespace, pipeline: PipelineConfig) -> Co
             batch_size=args.batch_size,
             delivery_timeout_ms=args.delivery_timeout_ms,
             max_block_ms=args.max_block_ms,
+            # the secret is read only when the readings go to Kafka
+            security=kafka_python_security(pipeline, "collector") if out is None else {},
         ),
         http=HttpSettings(
             read_timeout_s=getattr(args, "timeout", 30.0),

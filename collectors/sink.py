@@ -41,6 +41,8 @@ class KafkaSettings(BaseModel):
     delivery_timeout_ms: int = Field(default=30_000, gt=0)
     max_block_ms: int = Field(default=10_000, gt=0)  # send() waiting for metadata of an absent broker
     batch_size: int = Field(default=500, gt=0)  # readings per flush
+    # the collector principal's kafka-python SASL settings (jobs.kafka_auth.kafka_python_security); never shown
+    security: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @model_validator(mode="after")
     def _delivery_covers_a_request(self) -> KafkaSettings:
@@ -157,6 +159,7 @@ class KafkaSink:
         if self._producer is None:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.settings.bootstrap_servers.split(","),
+                **self.settings.security,
                 acks="all",
                 enable_idempotence=True,
                 # kafka-python guarantees idempotence only with one request in flight per connection

@@ -17,13 +17,15 @@ from typing import Any
 
 from jobs.cdc_store import CdcStore
 from jobs.config import PipelineConfig
+from jobs.kafka_auth import kafka_python_settings
 from jobs.runner import StepTimes
 from jobs.sinks import KafkaRecordSender, with_retries
 from jobs.transforms import alerts as AL
 
 
 def alerts_sender(config: PipelineConfig) -> KafkaRecordSender:
-    return KafkaRecordSender(config.kafka.bootstrap_servers, config.kafka.alerts_topic, "kafka.alerts_topic")
+    client = kafka_python_settings(config, "cdc_to_cassandra")
+    return KafkaRecordSender(client, config.kafka.alerts_topic, "kafka.alerts_topic")
 
 
 def apply_alert_changes(

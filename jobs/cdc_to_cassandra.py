@@ -123,7 +123,7 @@ def reading_aqi(rows: DataFrame) -> DataFrame:
 
 def read_cdc_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
     max_offsets = config.cdc.max_offsets_per_trigger or config.kafka.max_offsets_per_trigger
-    return read_kafka_topic(spark, config, config.kafka.cdc_topic, max_offsets)
+    return read_kafka_topic(spark, config, QUERY_NAME, config.kafka.cdc_topic, max_offsets)
 
 
 def decode(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:

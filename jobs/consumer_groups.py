@@ -20,11 +20,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from kafka.admin import KafkaAdminClient
 
 from jobs.config import JOBS, REPO_ROOT, PipelineConfig, load_config_or_report
+from jobs.kafka_auth import kafka_python_settings
 
 KAFKA_JARS_DIR = REPO_ROOT / "jars" / "lib" / "kafka"
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
@@ -57,9 +60,9 @@ def describe_command(
     return command
 
 
-def known_groups(bootstrap_servers: str) -> set[str]:
+def known_groups(client: Mapping[str, Any]) -> set[str]:
     """The consumer groups the cluster knows (those with committed offsets or members)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="aqstream-consumer-groups")
+    admin = KafkaAdminClient(**client, client_id="aqstream-consumer-groups")
     try:
         return {group for group, *_ in admin.list_consumer_groups()}
     finally:
@@ -71,7 +74,7 @@ def describe(config: PipelineConfig, job: str | None, options: list[str]) -> int
         print(f"no Kafka tools jar in {KAFKA_JARS_DIR}: run `make jars` first", file=sys.stderr)
         return 1
     groups = [config.monitoring.consumer_group(query) for query in query_names(job)]
-    known = known_groups(config.kafka.bootstrap_servers)
+    known = known_groups(kafka_python_settings(config, "admin"))
     for group in groups:
         if group not in known:
             print(f"consumer group {group}: no offsets committed yet")

@@ -61,8 +61,8 @@ class GroupOffsetCommitter:
     deliver the last events after the job has committed its queries' last progress itself).
     """
 
-    def __init__(self, bootstrap_servers: str, monitoring: MonitoringConfig, timeout_ms: int = 10_000):
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, client: Mapping[str, Any], monitoring: MonitoringConfig, timeout_ms: int = 10_000):
+        self.client = client  # kafka-python settings: the job's principal (jobs.kafka_auth.kafka_python_settings)
         self.monitoring = monitoring
         self.timeout_ms = timeout_ms
         self._lock = threading.Lock()
@@ -118,7 +118,7 @@ class GroupOffsetCommitter:
         if client is None:
             # no subscription and no poll: the client only commits, as a "simple" group with no members
             client = KafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
+                **self.client,
                 group_id=group,
                 client_id=f"{group}-offsets",
                 enable_auto_commit=False,
@@ -136,6 +136,6 @@ class GroupOffsetCommitter:
                 log.warning("closing the consumer-group client of %s: %r", query, exc)
 
 
-def committer_for(bootstrap_servers: str, monitoring: MonitoringConfig) -> GroupOffsetCommitter | None:
+def committer_for(client: Mapping[str, Any], monitoring: MonitoringConfig) -> GroupOffsetCommitter | None:
     """The job's committer, or None when ``monitoring.consumer_group_commits`` is off."""
-    return GroupOffsetCommitter(bootstrap_servers, monitoring) if monitoring.consumer_group_commits else None
+    return GroupOffsetCommitter(client, monitoring) if monitoring.consumer_group_commits else None

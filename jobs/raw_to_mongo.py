@@ -34,6 +34,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
+from jobs.kafka_auth import spark_kafka_options
 from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
 from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
@@ -50,7 +51,7 @@ VALUE_RANGES = {f.name: f.valid_range for f in READING_FIELDS if f.valid_range i
 
 
 def read_raw_topic(spark: SparkSession, config: PipelineConfig) -> DataFrame:
-    return read_kafka_topic(spark, config, config.kafka.raw_topic, config.kafka.max_offsets_per_trigger)
+    return read_kafka_topic(spark, config, QUERY_NAME, config.kafka.raw_topic, config.kafka.max_offsets_per_trigger)
 
 
 def check_records(kafka_rows: DataFrame, config: PipelineConfig) -> DataFrame:
@@ -127,7 +128,7 @@ class RawBatchWriter:
                     "kafka quarantine",
                     lambda: produce_to_kafka(
                         T.to_quarantine_kafka_messages(quarantined),
-                        cfg.kafka.bootstrap_servers,
+                        spark_kafka_options(cfg, QUERY_NAME),
                         cfg.kafka.quarantine_topic,
                     ),
                 )

@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from delta.tables import DeltaTable
 
+    from jobs.kafka_auth import spark_kafka_options
     from jobs.session import tool_session
     from jobs.sinks import produce_to_kafka, read_delta
 
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{total} records would be sent to {config.kafka.raw_topic} (dry run)" if args.dry_run else "0 records"
             )
             return 0
-        produce_to_kafka(messages.drop("reason_code"), config.kafka.bootstrap_servers, config.kafka.raw_topic)
+        # readings back onto the raw topic, as a collector puts them there: the collector principal
+        produce_to_kafka(messages.drop("reason_code"), spark_kafka_options(config, "collector"), config.kafka.raw_topic)
         print(f"{total} records sent to {config.kafka.raw_topic}")
         return 0
     finally:

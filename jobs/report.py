@@ -15,6 +15,7 @@ from collections import Counter
 from typing import Any
 
 from jobs.config import PipelineConfig, load_config_or_report
+from jobs.kafka_auth import kafka_python_settings
 from jobs.redact import install_excepthook, redact
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
@@ -26,11 +27,11 @@ def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
     from cassandra.cluster import Cluster
     from pymongo import MongoClient
 
-    kafka = config.kafka
+    kafka, admin = config.kafka, kafka_python_settings(config, "admin")
     counts: dict[str, Any] = {
-        "kafka_raw": topic_size(kafka.bootstrap_servers, kafka.raw_topic),
-        "kafka_quarantine": topic_size(kafka.bootstrap_servers, kafka.quarantine_topic),
-        "kafka_cdc": topic_size(kafka.bootstrap_servers, kafka.cdc_topic),
+        "kafka_raw": topic_size(admin, kafka.raw_topic),
+        "kafka_quarantine": topic_size(admin, kafka.quarantine_topic),
+        "kafka_cdc": topic_size(admin, kafka.cdc_topic),
     }
     client = MongoClient(config.mongo.uri, serverSelectionTimeoutMS=10000)
     try:

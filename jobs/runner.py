@@ -20,6 +20,7 @@ from pyspark.sql.streaming import StreamingQuery
 from jobs import metrics, progress
 from jobs.config import PipelineConfig, interval_seconds, load_config_or_report
 from jobs.group_offsets import committer_for
+from jobs.kafka_auth import kafka_python_settings, spark_kafka_options
 from jobs.session import build_spark
 
 StartQueries = Callable[[SparkSession, PipelineConfig, bool], list[StreamingQuery]]
@@ -65,11 +66,11 @@ def log_batch(query: str, batch_id: int, rows: int | None, times: StepTimes, **c
     progress.REGISTRY.record_batch(query, batch_id, rows, seconds, steps, counts)
 
 
-def kafka_source_options(config: PipelineConfig, topic: str, max_offsets_per_trigger: int) -> dict[str, str]:
-    """The Kafka source's options for one topic: what both jobs' readers share."""
+def kafka_source_options(config: PipelineConfig, who: str, topic: str, max_offsets_per_trigger: int) -> dict[str, str]:
+    """The Kafka source's options for one topic, read as principal ``who``: what both jobs' readers share."""
     kafka = config.kafka
     options = {
-        "kafka.bootstrap.servers": kafka.bootstrap_servers,
+        **spark_kafka_options(config, who),
         "subscribe": topic,
         "startingOffsets": kafka.starting_offsets,
         "maxOffsetsPerTrigger": str(max_offsets_per_trigger),
@@ -81,11 +82,10 @@ def kafka_source_options(config: PipelineConfig, topic: str, max_offsets_per_tri
 
 
 def read_kafka_topic(
-    spark: SparkSession, config: PipelineConfig, topic: str, max_offsets_per_trigger: int
+    spark: SparkSession, config: PipelineConfig, who: str, topic: str, max_offsets_per_trigger: int
 ) -> DataFrame:
-    return (
-        spark.readStream.format("kafka").options(**kafka_source_options(config, topic, max_offsets_per_trigger)).load()
-    )
+    options = kafka_source_options(config, who, topic, max_offsets_per_trigger)
+    return spark.readStream.format("kafka").options(**options).load()
 
 
 def start_foreach_batch(
@@ -163,7 +163,7 @@ def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] |
     log.info("Spark UI at %s (Spark's metrics: %s/metrics/prometheus)", ui, ui)
     monitoring = config.monitoring
     # each batch's end offsets to the consumer group <prefix><query>, for kafka-consumer-groups.sh
-    group_offsets = committer_for(config.kafka.bootstrap_servers, monitoring)
+    group_offsets = committer_for(kafka_python_settings(config, name), monitoring)
     # one JSON line per progress/idle event on aqstream.progress
     progress.register(spark, group_offsets=group_offsets)
     server = metrics.serve(monitoring.metrics_host, monitoring.metrics_port(name))

@@ -17,6 +17,8 @@ import sys
 from kafka.admin import NewTopic
 
 from jobs.config import PipelineConfig, load_config_or_report
+from jobs.kafka_acls import apply_acls
+from jobs.kafka_auth import kafka_python_settings
 from jobs.migrate_aggregates import migrate
 from schemas.cassandra import cql_statements
 
@@ -48,7 +50,7 @@ def create_topics(config: PipelineConfig) -> list[str]:
     from kafka import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=config.kafka.bootstrap_servers, client_id="aqstream-setup")
+    admin = KafkaAdminClient(**kafka_python_settings(config, "admin"), client_id="aqstream-setup")
     try:
         existing = set(admin.list_topics())
         created = []
@@ -110,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.what in ("topics", "all"):
         print(f"kafka topics created: {create_topics(config) or 'none (all exist)'}")
+        if config.kafka.security_protocol != "PLAINTEXT":  # a broker without SASL has no principals to grant
+            print(f"kafka ACLs: {apply_acls(config)} granted (jobs/kafka_acls.py)")
     if args.what in ("mongo", "all"):
         print(f"mongodb indexes: {create_mongo_indexes(config)}")
     if args.what in ("cassandra", "all"):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -86,15 +86,10 @@ def append_to_delta(rows: DataFrame, path: str, txn: DeltaTxn) -> None:
     )
 
 
-def produce_to_kafka(messages: DataFrame, bootstrap_servers: str, topic: str) -> None:
-    """Batch-write ``key``/``value``/``headers`` rows to a Kafka topic (at-least-once)."""
-    (
-        messages.write.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap_servers)
-        .option("kafka.acks", "all")
-        .option("topic", topic)
-        .save()
-    )
+def produce_to_kafka(messages: DataFrame, connection: Mapping[str, str], topic: str) -> None:
+    """Batch-write ``key``/``value``/``headers`` rows to a Kafka topic (at-least-once), connected with
+    ``connection`` (the principal's options: jobs.kafka_auth.spark_kafka_options)."""
+    (messages.write.format("kafka").options(**connection).option("kafka.acks", "all").option("topic", topic).save())
 
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame:
@@ -170,8 +165,8 @@ class KafkaRecordSender:
     producer may not auto-create it, and the first send checks it with an admin client.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, setting: str):
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, client: Mapping[str, Any], topic: str, setting: str):
+        self.client = client  # kafka-python settings: the principal's (jobs.kafka_auth.kafka_python_settings)
         self.topic = topic
         self.setting = setting  # the config field naming the topic, for the error when it is missing
         self._producer = None
@@ -180,7 +175,7 @@ class KafkaRecordSender:
         from kafka import KafkaAdminClient, KafkaProducer
 
         if self._producer is None:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id="aqstream-topic-check")
+            admin = KafkaAdminClient(**self.client, client_id="aqstream-topic-check")
             try:
                 if self.topic not in admin.list_topics():
                     raise RuntimeError(
@@ -190,7 +185,7 @@ class KafkaRecordSender:
             finally:
                 admin.close()
             self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap_servers.split(","),
+                **self.client,
                 acks="all",
                 enable_idempotence=True,
                 # kafka-python guarantees idempotence only with one request in flight per connection

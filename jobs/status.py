@@ -22,6 +22,8 @@ import json
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
+from typing import Any
 
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.checkpoint import CommittedBatch, last_committed_batch
@@ -41,6 +43,7 @@ from jobs.health import (
     report_json,
     with_committed,
 )
+from jobs.kafka_auth import kafka_python_settings
 from jobs.paths import local_path
 
 JOB_QUERIES = {
@@ -115,13 +118,15 @@ def job_sample(config: PipelineConfig, job: str, checkpoints: Checkpoints) -> Jo
     return JobSample(job, url, error, queries)
 
 
-def kafka_probe(bootstrap: str, topics: set[str]) -> KafkaProbe:
+def kafka_probe(client: Mapping[str, Any], topics: set[str]) -> KafkaProbe:
+    """The topics' latest offsets, read with ``client`` (kafka-python settings: jobs.kafka_auth)."""
     from kafka.errors import KafkaError
 
     from jobs.topics import latest_offsets
 
+    bootstrap = ",".join(client["bootstrap_servers"])
     try:
-        return KafkaProbe(bootstrap, latest_offsets(bootstrap, sorted(topics), timeout_s=TIMEOUT_S))
+        return KafkaProbe(bootstrap, latest_offsets(client, sorted(topics), timeout_s=TIMEOUT_S))
     except (KafkaError, OSError) as exc:
         return KafkaProbe(bootstrap, None, describe(exc))
 
@@ -143,7 +148,7 @@ def take_sample(config: PipelineConfig, jobs: list[str], checkpoints: Checkpoint
     job_samples = [job_sample(config, job, checkpoints) for job in jobs]
     queries = [query for job in job_samples for query in job.queries]
     topics = {job_topic(config, job) for job in jobs} | {t for q in queries for t in (q.end_offsets or {})}
-    kafka = kafka_probe(config.kafka.bootstrap_servers, topics)
+    kafka = kafka_probe(kafka_python_settings(config, "admin"), topics)
     for query in queries:
         query.lag = live_lag(query.end_offsets, kafka.latest)
     connector = connector_probe(config) if check_connector else None

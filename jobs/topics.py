@@ -1,14 +1,15 @@
 """Kafka topics read from outside Spark: a whole topic, its size, and the wait for Debezium's events.
 
 Used by the report, the demo (``stack/demo.py``), the benchmark and the tests, so each of these
-is done one way. Plain kafka-python consumers, no consumer group (nothing is committed).
+is done one way. Plain kafka-python consumers, no consumer group (nothing is committed). Each function
+takes ``client``, kafka-python's settings for a principal (``jobs.kafka_auth.kafka_python_settings``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -18,10 +19,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 CHANGE_OPS = ("r", "c", "u", "d")
 
 
-def topic_records(bootstrap: str, topic: str, max_poll_records: int = 500) -> Iterator[ConsumerRecord]:
+def topic_records(client: Mapping[str, Any], topic: str, max_poll_records: int = 500) -> Iterator[ConsumerRecord]:
     """Every record of every partition of ``topic``, up to the end offsets seen at the start; none
     when the topic does not exist (Debezium creates its topic with its first event)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         if not partitions:
@@ -36,18 +37,20 @@ def topic_records(bootstrap: str, topic: str, max_poll_records: int = 500) -> It
         consumer.close()
 
 
-def read_topic(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+def read_topic(client: Mapping[str, Any], topic: str) -> list[ConsumerRecord]:
     """:func:`topic_records` as a list."""
-    return list(topic_records(bootstrap, topic))
+    return list(topic_records(client, topic))
 
 
-def latest_offsets(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.0) -> dict[str, dict[int, int]]:
+def latest_offsets(
+    client: Mapping[str, Any], topics: Iterable[str], timeout_s: float = 10.0
+) -> dict[str, dict[int, int]]:
     """Each topic's end offset per partition now, {topic: {partition: offset}} (Spark's ``latestOffset``
     of its Kafka source); a topic that does not exist (yet) is left out. Kafka not answering within
     ``timeout_s`` raises kafka-python's error (``NoBrokersAvailable``, ``KafkaTimeoutError``)."""
     timeout_ms = int(timeout_s * 1000)
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client,
         enable_auto_commit=False,
         api_version_auto_timeout_ms=timeout_ms,  # finding a broker
         request_timeout_ms=timeout_ms,  # metadata and end offsets
@@ -63,9 +66,9 @@ def latest_offsets(bootstrap: str, topics: Iterable[str], timeout_s: float = 10.
         consumer.close()
 
 
-def topic_size(bootstrap: str, topic: str) -> int:
+def topic_size(client: Mapping[str, Any], topic: str) -> int:
     """Messages currently in a topic (end minus beginning offsets, all partitions)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         if not partitions:
@@ -111,7 +114,7 @@ def cdc_envelope(value: bytes | None) -> dict[str, Any] | None:
 
 
 def wait_for_cdc(
-    bootstrap: str,
+    client: Mapping[str, Any],
     topic: str,
     document_ids: Iterable[str],
     ops: Collection[str] = CHANGE_OPS,
@@ -127,7 +130,7 @@ def wait_for_cdc(
     pending = set(document_ids)
     events = 0
     deadline = time.monotonic() + timeout_s
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client, enable_auto_commit=False)
     try:
         while pending:
             if not consumer.assignment():

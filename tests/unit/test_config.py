@@ -151,7 +151,8 @@ def test_the_topics_jobs_setup_creates():
 def test_both_jobs_kafka_readers_take_min_partitions_only_when_set():
     from jobs.runner import kafka_source_options
 
-    unset = kafka_source_options(load_config(environ={}), "aq.readings.raw", 500)
+    plaintext = {"AQSTREAM__KAFKA__SECURITY_PROTOCOL": "PLAINTEXT"}  # the SASL options: tests/unit/test_kafka_auth.py
+    unset = kafka_source_options(load_config(environ=plaintext), "raw_to_mongo", "aq.readings.raw", 500)
     assert unset == {
         "kafka.bootstrap.servers": "127.0.0.1:9092",
         "subscribe": "aq.readings.raw",
@@ -159,8 +160,8 @@ def test_both_jobs_kafka_readers_take_min_partitions_only_when_set():
         "maxOffsetsPerTrigger": "500",
         "failOnDataLoss": "true",
     }
-    config = load_config(environ={"AQSTREAM__KAFKA__MIN_PARTITIONS": "12"})
-    assert kafka_source_options(config, "aq.readings.raw", 500) == {**unset, "minPartitions": "12"}
+    config = load_config(environ={**plaintext, "AQSTREAM__KAFKA__MIN_PARTITIONS": "12"})
+    assert kafka_source_options(config, "raw_to_mongo", "aq.readings.raw", 500) == {**unset, "minPartitions": "12"}
 
 
 def test_the_session_carries_the_consistency_levels():

@@ -60,8 +60,10 @@ def test_each_query_has_its_own_group_named_by_the_prefix():
     assert monitoring.consumer_group("raw_to_mongo") == "aqstream.raw_to_mongo"
     assert monitoring.consumer_group("raw_to_mongo_bronze") == "aqstream.raw_to_mongo_bronze"
     assert MonitoringConfig(consumer_group_prefix="").consumer_group("q") == "q"
-    assert committer_for("127.0.0.1:9092", MonitoringConfig(consumer_group_commits=False)) is None
-    assert isinstance(committer_for("127.0.0.1:9092", monitoring), GroupOffsetCommitter)
+    assert (
+        committer_for({"bootstrap_servers": ["127.0.0.1:9092"]}, MonitoringConfig(consumer_group_commits=False)) is None
+    )
+    assert isinstance(committer_for({"bootstrap_servers": ["127.0.0.1:9092"]}, monitoring), GroupOffsetCommitter)
 
 
 def test_a_bad_prefix_names_the_field():
@@ -79,7 +81,9 @@ def closed_port() -> int:
 
 def test_a_failed_commit_warns_and_never_raises(caplog):
     caplog.set_level(logging.WARNING, logger="aqstream.monitoring")
-    committer = GroupOffsetCommitter(f"127.0.0.1:{closed_port()}", MonitoringConfig(), timeout_ms=1000)
+    committer = GroupOffsetCommitter(
+        {"bootstrap_servers": [f"127.0.0.1:{closed_port()}"]}, MonitoringConfig(), timeout_ms=1000
+    )
     record = progress_record(kafka_progress("raw_to_mongo", 3, offsets_line("raw_to_mongo.3")))
     started = time.monotonic()
     assert committer.commit(record) is False
@@ -91,7 +95,9 @@ def test_a_failed_commit_warns_and_never_raises(caplog):
 
 
 def test_nothing_to_commit_does_not_open_a_client():
-    committer = GroupOffsetCommitter(f"127.0.0.1:{closed_port()}", MonitoringConfig(), timeout_ms=1000)
+    committer = GroupOffsetCommitter(
+        {"bootstrap_servers": [f"127.0.0.1:{closed_port()}"]}, MonitoringConfig(), timeout_ms=1000
+    )
     assert committer.commit(progress_record(kafka_progress("q", 1, '{"logOffset":0}'))) is False
     assert committer.commit({"query": None, "batch_id": 1, "sources": []}) is False
     assert committer._clients == {}  # noqa: SLF001

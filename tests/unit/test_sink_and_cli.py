@@ -112,6 +112,9 @@ def test_the_pipeline_config_sets_the_collectors_kafka_and_a_flag_overrides_it(d
     from_config, from_flag = _closed_port(), _closed_port()
     monkeypatch.setenv("AQSTREAM__KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{from_config}")
     monkeypatch.setenv("AQSTREAM__KAFKA__RAW_TOPIC", "site.readings.raw")
+    # the collector principal's password, not a generated secret
+    monkeypatch.setenv("AQSTREAM__CREDENTIALS__KAFKA_PASSWORD_COLLECTOR", "env:TEST_KAFKA_COLLECTOR_PW")
+    monkeypatch.setenv("TEST_KAFKA_COLLECTOR_PW", "pw-collector-test-8c1d")
     replay = ["replay", "--dataset", "ndjson", "--files", str(readings), "--spool-dir", str(tmp_path / "spool")]
     replay += ["--max-block-ms", "1000"]
 

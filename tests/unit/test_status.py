@@ -351,6 +351,9 @@ def status_env(monkeypatch, tmp_path):
     """The command's config: Kafka on a port nothing listens on, checkpoints in an empty folder."""
     monkeypatch.setenv("AQSTREAM__KAFKA__BOOTSTRAP_SERVERS", f"127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AQSTREAM__PATHS__CHECKPOINT_ROOT", str(tmp_path / "checkpoints"))
+    # the admin principal's password (the probe logs in as it), not a generated secret
+    monkeypatch.setenv("AQSTREAM__CREDENTIALS__KAFKA_PASSWORD_ADMIN", "env:TEST_KAFKA_ADMIN_PW")
+    monkeypatch.setenv("TEST_KAFKA_ADMIN_PW", "pw-status-test-3f9a")
     return monkeypatch
 
 
