@@ -27,7 +27,7 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 
 from jobs.config import JOBS, REPO_ROOT, PipelineConfig, load_config_or_report
-from jobs.kafka_auth import kafka_python_settings
+from jobs.kafka_auth import client_properties_file, kafka_python_settings
 
 KAFKA_JARS_DIR = REPO_ROOT / "jars" / "lib" / "kafka"
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
@@ -81,8 +81,10 @@ def describe(config: PipelineConfig, job: str | None, options: list[str]) -> int
     present = [group for group in groups if group in known]
     if not present:
         return 0
-    command = describe_command(java_binary(), config.kafka.bootstrap_servers, present, options)
-    return subprocess.run(command, check=False).returncode
+    with client_properties_file(config, "admin") as properties:  # the tool's SASL login, never on its command line
+        login = ["--command-config", str(properties)] if properties else []
+        command = describe_command(java_binary(), config.kafka.bootstrap_servers, present, [*login, *options])
+        return subprocess.run(command, check=False).returncode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,11 @@ options (:func:`spark_kafka_options`, the same properties prefixed ``kafka.``). 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from jobs.config import KafkaConfig, Login, PipelineConfig
@@ -69,3 +74,19 @@ def kafka_python_security(config: PipelineConfig, who: str) -> dict[str, Any]:
 def kafka_python_settings(config: PipelineConfig, who: str) -> dict[str, Any]:
     """kafka-python's keyword arguments for principal ``who``: ``KafkaConsumer(**settings, ...)``."""
     return {"bootstrap_servers": config.kafka.bootstrap_servers.split(","), **kafka_python_security(config, who)}
+
+
+@contextlib.contextmanager
+def client_properties_file(config: PipelineConfig, who: str) -> Iterator[Path | None]:
+    """The Java client's properties for principal ``who`` in a private temporary file (mode 0600, removed
+    after), for Kafka's command-line tools (``--command-config``); None for a PLAINTEXT broker."""
+    properties = java_client_properties(config.kafka, _login(config, who))
+    if not properties:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="aqstream-kafka-") as folder:  # created 0700
+        path = Path(folder) / "client.properties"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("".join(f"{name}={value}\n" for name, value in properties.items()))
+        yield path

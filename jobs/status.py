@@ -22,12 +22,10 @@ import json
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
-from typing import Any
 
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.checkpoint import CommittedBatch, last_committed_batch
-from jobs.config import JOBS, PipelineConfig, load_config_or_report
+from jobs.config import JOBS, ConfigError, PipelineConfig, load_config_or_report
 from jobs.health import (
     DOWN,
     ConnectorProbe,
@@ -118,15 +116,18 @@ def job_sample(config: PipelineConfig, job: str, checkpoints: Checkpoints) -> Jo
     return JobSample(job, url, error, queries)
 
 
-def kafka_probe(client: Mapping[str, Any], topics: set[str]) -> KafkaProbe:
-    """The topics' latest offsets, read with ``client`` (kafka-python settings: jobs.kafka_auth)."""
+def kafka_probe(config: PipelineConfig, topics: set[str]) -> KafkaProbe:
+    """The topics' latest offsets, read as the admin principal (a secret it cannot read is the probe's error)."""
     from kafka.errors import KafkaError
 
     from jobs.topics import latest_offsets
 
-    bootstrap = ",".join(client["bootstrap_servers"])
+    bootstrap = config.kafka.bootstrap_servers
     try:
+        client = kafka_python_settings(config, "admin")
         return KafkaProbe(bootstrap, latest_offsets(client, sorted(topics), timeout_s=TIMEOUT_S))
+    except ConfigError as exc:
+        return KafkaProbe(bootstrap, None, str(exc))
     except (KafkaError, OSError) as exc:
         return KafkaProbe(bootstrap, None, describe(exc))
 
@@ -148,7 +149,7 @@ def take_sample(config: PipelineConfig, jobs: list[str], checkpoints: Checkpoint
     job_samples = [job_sample(config, job, checkpoints) for job in jobs]
     queries = [query for job in job_samples for query in job.queries]
     topics = {job_topic(config, job) for job in jobs} | {t for q in queries for t in (q.end_offsets or {})}
-    kafka = kafka_probe(kafka_python_settings(config, "admin"), topics)
+    kafka = kafka_probe(config, topics)
     for query in queries:
         query.lag = live_lag(query.end_offsets, kafka.latest)
     connector = connector_probe(config) if check_connector else None

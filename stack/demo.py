@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         document_ids = [d["_id"] for d in client[database][collection].find({}, {"_id": 1})]
         client.close()
         try:
-            events = wait_for_cdc(stack.kafka_bootstrap, cdc_topic, document_ids)
+            events = wait_for_cdc(stack.kafka_client("admin"), cdc_topic, document_ids)
         except TimeoutError as exc:
             raise SystemExit(f"demo: {exc}") from None
         print(f"  {events} change events for {len(document_ids)} documents")
