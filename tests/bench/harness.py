@@ -43,6 +43,8 @@ from pyspark.sql import SparkSession
 
 from jobs import cdc_to_cassandra, metrics, progress, raw_to_mongo
 from jobs.config import PipelineConfig, load_config
+from jobs.kafka_acls import apply_acls
+from jobs.kafka_auth import kafka_python_settings
 from jobs.metrics_endpoint import MetricsServer
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from jobs.topics import cdc_document_id, cdc_envelope, read_topic, topic_records, topic_size, wait_for_cdc
@@ -321,6 +323,7 @@ class Bench:
         self._configs.pop()  # the same database and keyspace again, with the CDC topic set
         config, env = self.config(name, shared_topics=False, **{**first, "AQSTREAM__KAFKA__CDC_TOPIC": cdc_topic})
         create_topics(config)  # as `python -m jobs.setup` does: the CDC job subscribes before Debezium's first event
+        apply_acls(config)  # and grants each principal its ACLs on these topics
         create_mongo_indexes(config)
         apply_cql(config)
         return config, env
@@ -342,7 +345,7 @@ class Bench:
         config, _ = self.config("prepare")
         self.raw_topic = config.kafka.raw_topic
         seconds = self.replay(self.raw_topic, [], self.limit)
-        self.raw_records = topic_size(self.stack.kafka_bootstrap, self.raw_topic)
+        self.raw_records = topic_size(self.stack.kafka_client("admin"), self.raw_topic)
         return {"topic": self.raw_topic, "records": self.raw_records, "collector_seconds": seconds}
 
     def raw_counts(self) -> tuple[int, int]:
@@ -530,7 +533,7 @@ def seeds_consumer(bench: Bench, run: int, limit: int | None) -> Run:
     collection = client[config.mongo.database][config.mongo.collection]
     consumer = KafkaConsumer(
         bench.raw_topic,
-        bootstrap_servers=bench.stack.kafka_bootstrap,
+        **bench.stack.kafka_client("admin"),
         group_id=f"seeds-{bench.tag}-{run}",
         auto_offset_reset="earliest",
         consumer_timeout_ms=30_000,
@@ -585,7 +588,7 @@ def scan_raw_topic(bench: Bench, chunk: int = 40 * MONGO_BULK_BATCH) -> Iterator
     valid: set[str] = set()
     distinct: set[str] = set()
     documents: list[dict[str, Any]] = []
-    for record in topic_records(bench.stack.kafka_bootstrap, bench.raw_topic, max_poll_records=5000):
+    for record in topic_records(bench.stack.kafka_client("admin"), bench.raw_topic, max_poll_records=5000):
         event_id, document = valid_document(record.value)
         if event_id is not None:
             distinct.add(event_id)
@@ -652,9 +655,9 @@ def _group_caught_up(admin: KafkaAdminClient, group: str, end: dict[TopicPartiti
     return all(tp in committed and committed[tp].offset >= offset for tp, offset in end.items())
 
 
-def _dead_letters(bootstrap: str, topic: str) -> tuple[int, str | None]:
+def _dead_letters(client: dict, topic: str) -> tuple[int, str | None]:
     """Records in the sink's dead-letter topic and the first one's exception message (Connect's error headers)."""
-    records = read_topic(bootstrap, topic)
+    records = read_topic(client, topic)
     for record in records[:1]:
         headers = dict(record.headers or [])
         message = headers.get("__connect.errors.exception.message") or headers.get(
@@ -683,8 +686,8 @@ def mongo_sink_peer(bench: Bench, run: int, poll_s: float = 0.5, stall_s: float 
     definition = mongo_sink_connector(bench.stack, bench.raw_topic, config.mongo.database, collection_name, name, dlq)
     client = MongoClient(config.mongo.uri)
     collection = client[config.mongo.database][collection_name]
-    admin = KafkaAdminClient(bootstrap_servers=bench.stack.kafka_bootstrap)
-    probe = KafkaConsumer(bootstrap_servers=bench.stack.kafka_bootstrap)
+    admin = KafkaAdminClient(**bench.stack.kafka_client("admin"))
+    probe = KafkaConsumer(**bench.stack.kafka_client("admin"))
     partitions = [TopicPartition(bench.raw_topic, p) for p in probe.partitions_for_topic(bench.raw_topic)]
     end = probe.end_offsets(partitions)
     probe.close()
@@ -727,7 +730,7 @@ def mongo_sink_peer(bench: Bench, run: int, poll_s: float = 0.5, stall_s: float 
     count = collection.estimated_document_count()
     sample = collection.find_one({}, {"_id": 1, "ts": 1})
     client.close()
-    dead, dead_error = _dead_letters(bench.stack.kafka_bootstrap, dlq)
+    dead, dead_error = _dead_letters(bench.stack.kafka_client("admin"), dlq)
     if count == 0 and error is None:
         error = dead_error or f"the sink wrote nothing ({stopped}); see the Connect worker's log"
     end_time = reached_valid or last_growth or time.perf_counter()
@@ -761,14 +764,14 @@ def snapshot_to_topic(bench: Bench, written: PipelineConfig, prefix: str, timeou
     connector.register(bench.stack.connect_url, definition)
     try:
         connector.wait_running(bench.stack.connect_url, definition["name"])
-        wait_for_cdc(bench.stack.kafka_bootstrap, topic, document_ids, timeout_s=timeout_s)
+        wait_for_cdc(bench.stack.kafka_client("admin"), topic, document_ids, timeout_s=timeout_s)
         seconds = time.perf_counter() - started
     finally:
         connector.delete(bench.stack.connect_url, definition["name"])
     return {
         "topic": topic,
         "documents": len(document_ids),
-        "records": topic_size(bench.stack.kafka_bootstrap, topic),
+        "records": topic_size(bench.stack.kafka_client("admin"), topic),
         "debezium_seconds": seconds,
         "database": written.mongo.database,
         "collection": written.mongo.collection,
@@ -960,14 +963,14 @@ def _written_sent_at(config: PipelineConfig) -> dict[str, tuple[int, int]]:
         cluster.shutdown()
 
 
-def first_cdc_events(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
+def first_cdc_events(client: dict, topic: str) -> dict[str, dict[str, Any]]:
     """event_id → the first change event of it in the CDC topic: its Kafka timestamp and the MongoDB write time.
 
     The write time is ``payload.source.wallTime`` (ms, the change event's wallTime) when the event
     carries it, else ``payload.source.ts_ms`` (the oplog clusterTime: whole seconds).
     """
     first: dict[str, dict[str, Any]] = {}
-    for record in topic_records(bootstrap, topic):
+    for record in topic_records(client, topic):
         event_id, envelope = cdc_document_id(record.key), cdc_envelope(record.value)
         if event_id is None or envelope is None:  # a tombstone, or no document key
             continue
@@ -1004,7 +1007,7 @@ class FreshnessWatcher(threading.Thread):
         super().__init__(daemon=True)
         self.interval_s = interval_s
         self._stop_event = threading.Event()
-        self._consumer = KafkaConsumer(bootstrap_servers=config.kafka.bootstrap_servers, enable_auto_commit=False)
+        self._consumer = KafkaConsumer(**kafka_python_settings(config, "admin"), enable_auto_commit=False)
         partitions = [
             TopicPartition(config.kafka.raw_topic, p)
             for p in sorted(self._consumer.partitions_for_topic(config.kafka.raw_topic))
@@ -1134,7 +1137,7 @@ def end_to_end_latency(
         for process in jobs:
             _stop_job(process)
         connector.delete(bench.stack.connect_url, definition["name"])
-    events = first_cdc_events(config.kafka.bootstrap_servers, config.kafka.cdc_topic)
+    events = first_cdc_events(kafka_python_settings(config, "admin"), config.kafka.cdc_topic)
     hops: dict[str, list[float]] = {"send_to_mongo": [], "mongo_to_cdc": [], "cdc_to_cassandra": []}
     clocks: dict[str, int] = defaultdict(int)
     for event_id, (sent_ms, written_us) in samples.items():

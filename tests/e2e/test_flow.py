@@ -12,6 +12,7 @@ import pytest
 from pymongo import MongoClient
 
 from jobs import cdc_to_cassandra, raw_to_mongo
+from jobs.kafka_auth import kafka_python_settings
 from jobs.report import store_counts
 from jobs.topics import wait_for_cdc
 from jobs.transforms import raw_readings as T
@@ -59,7 +60,7 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     openaq_sent = backfill_page_to_kafka(config, data_dir, page, tmp_path / "openaq.ndjson")
     sent += openaq_sent
     produce(
-        config.kafka.bootstrap_servers,
+        kafka_python_settings(config, "admin"),
         config.kafka.raw_topic,
         [(b"poison", v) for values in POISON.values() for v in values],
     )
@@ -72,7 +73,7 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     client.close()
     assert mongo_ids == sorted(valid)
 
-    wait_for_cdc(config.kafka.bootstrap_servers, config.kafka.cdc_topic, valid, timeout_s=180)
+    wait_for_cdc(kafka_python_settings(config, "admin"), config.kafka.cdc_topic, valid, timeout_s=180)
     run_available_now(cdc_to_cassandra, spark, config)
 
     rows = cassandra_reading_rows(session, config)

@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pymongo import MongoClient
 
 from jobs import cdc_to_cassandra, raw_to_mongo
+from jobs.kafka_auth import kafka_python_settings
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
 from jobs.transforms import raw_readings as T
@@ -332,7 +333,11 @@ class FlowRun:
 
     def send_poison(self) -> None:
         messages = [(code, value) for code, values in self.poison.items() for value in values]
-        produce(self.config.kafka.bootstrap_servers, self.config.kafka.raw_topic, [(b"poison", v) for _, v in messages])
+        produce(
+            kafka_python_settings(self.config, "admin"),
+            self.config.kafka.raw_topic,
+            [(b"poison", v) for _, v in messages],
+        )
         self.poison_sent += messages
 
     # -- waiting ----------------------------------------------------------------------------------
@@ -350,7 +355,7 @@ class FlowRun:
         return planned == self.end_offsets(topic)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
-        consumer = KafkaConsumer(bootstrap_servers=self.config.kafka.bootstrap_servers, request_timeout_ms=20000)
+        consumer = KafkaConsumer(**kafka_python_settings(self.config, "admin"), request_timeout_ms=20000)
         try:
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
             return {tp.partition: o for tp, o in consumer.end_offsets(partitions).items()}
@@ -361,7 +366,7 @@ class FlowRun:
         """Every job caught up, and Debezium has emitted an event for every document MongoDB holds."""
         try:
             documents = self.mongo.count_documents({})
-            events = topic_size(self.config.kafka.bootstrap_servers, self.config.kafka.cdc_topic)
+            events = topic_size(kafka_python_settings(self.config, "admin"), self.config.kafka.cdc_topic)
             if "cdc_to_cassandra" in self.procs:
                 table = f"{self.config.cassandra.keyspace}.{self.config.cassandra.readings_table}"
                 rows = self.session.execute(f"SELECT count(*) FROM {table}", timeout=30).one()[0]

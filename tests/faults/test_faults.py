@@ -26,6 +26,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from jobs import raw_to_mongo
 from jobs.config import load_config
+from jobs.kafka_auth import kafka_python_settings
 from jobs.topics import read_topic
 from stack.core import SPARK_CLUSTER
 from tests.faults.conftest import FORM
@@ -293,8 +294,8 @@ def worker_killed(run_flow, stack) -> None:
 # --- Kafka retention shorter than the job's downtime --------------------------------------------
 
 
-def set_topic_config(bootstrap: str, topic: str, **configs: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def set_topic_config(client: dict, topic: str, **configs: str) -> None:
+    admin = KafkaAdminClient(**client)
     try:
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
     finally:
@@ -317,17 +318,19 @@ def retention_data_loss(run: FlowRun, spark) -> None:
     before = run.end_offsets(cfg.kafka.raw_topic)
     run.send(chunks[1])  # what the job never reads: retention deletes it while the job is down
     doomed = [
-        r for r in read_topic(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic) if r.offset >= before[r.partition]
+        r
+        for r in read_topic(kafka_python_settings(cfg, "admin"), cfg.kafka.raw_topic)
+        if r.offset >= before[r.partition]
     ]
     # time retention deletes the active segment too (the broker rolls a fresh one): wait until it has
     # emptied the topic, restore it, and only then send chunk 2, which an earlier send could lose as well
-    set_topic_config(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic, **{"retention.ms": "2000"})
+    set_topic_config(kafka_python_settings(cfg, "admin"), cfg.kafka.raw_topic, **{"retention.ms": "2000"})
     deadline = time.monotonic() + 120
     while (begin := begin_offsets(run)) != (emptied := run.end_offsets(cfg.kafka.raw_topic)):
         assert time.monotonic() < deadline, f"retention did not empty the topic in 120 s: {begin} vs {emptied}"
         time.sleep(1)
     week = str(7 * 24 * 3600 * 1000)
-    set_topic_config(cfg.kafka.bootstrap_servers, cfg.kafka.raw_topic, **{"retention.ms": week})
+    set_topic_config(kafka_python_settings(cfg, "admin"), cfg.kafka.raw_topic, **{"retention.ms": week})
     run.send(chunks[2])
     # past one retention check (log.retention.check.interval.ms = 5 s): chunk 2 must have survived it
     time.sleep(6)
@@ -378,7 +381,7 @@ def retention_data_loss(run: FlowRun, spark) -> None:
 def begin_offsets(run: FlowRun) -> dict[int, int]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=run.config.kafka.bootstrap_servers)
+    consumer = KafkaConsumer(**kafka_python_settings(run.config, "admin"))
     try:
         topic = run.config.kafka.raw_topic
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]

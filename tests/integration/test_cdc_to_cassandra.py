@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from jobs import cdc_to_cassandra as job
+from jobs.kafka_auth import kafka_python_settings
 from jobs.topics import read_topic, wait_for_cdc
 from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 from stack import connector
@@ -115,7 +116,7 @@ def expected_record(status: str, alert: dict) -> tuple[str, dict]:
 
 def alert_records(config) -> list:
     """Every record of the alerts topic: (partition, offset, key, value as JSON), in offset order per partition."""
-    records = read_topic(config.kafka.bootstrap_servers, config.kafka.alerts_topic)
+    records = read_topic(kafka_python_settings(config, "admin"), config.kafka.alerts_topic)
     return [(r.partition, r.offset, r.key.decode(), json.loads(r.value)) for r in records]
 
 
@@ -161,7 +162,7 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
     messages = [(plain if i % 2 else wrapped).change("r" if i < 10 else "c", r) for i, r in enumerate(readings)]
     recorded = [(k and k.encode(), v.encode()) for _, _, v, k in recorded_events(data_dir)]
     heartbeat = (b'{"serverName": "aqcdc"}', b'{"ts_ms": 1767225600000}')
-    produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, [*messages, *recorded, heartbeat])
+    produce(kafka_python_settings(config, "admin"), config.kafka.cdc_topic, [*messages, *recorded, heartbeat])
 
     started = time.monotonic()
     run_available_now(job, spark, config)
@@ -186,7 +187,7 @@ def test_recorded_envelopes_flow_to_cassandra_update_delete_and_replay(stack, sp
     changed = {**readings[3], "pm25": 555.0, "o3": 1.5}
     deleted = (readings[60], readings[66])
     produce(
-        config.kafka.bootstrap_servers,
+        kafka_python_settings(config, "admin"),
         config.kafka.cdc_topic,
         # each change keyed as its reading's first event (the same partition: Kafka order within a batch)
         [plain.change("u", changed), *[m for r in deleted for m in wrapped.delete(r["event_id"])]],
@@ -241,7 +242,7 @@ def test_sigkill_mid_stream_then_restart_ends_as_an_uninterrupted_run(stack, cdc
     messages = [factory.change("c", r) for r in readings]
     messages += [factory.change("u", {**r, "pm10": 1.0}) for r in readings[:20]]
     messages += [m for r in readings[40:50] for m in factory.delete(r["event_id"])]
-    produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, messages)
+    produce(kafka_python_settings(config, "admin"), config.kafka.cdc_topic, messages)
     expected = [{**r, "pm10": 1.0} if i < 20 else r for i, r in enumerate(readings) if not 40 <= i < 50]
 
     run_env = {**os.environ, **env, "AQSTREAM__CDC__MAX_OFFSETS_PER_TRIGGER": "15"}
@@ -297,7 +298,7 @@ def test_streaming_readings_and_aggregates_queries_end_exact(stack, spark, cdc_e
     try:
         assert [q.name for q in queries] == list(job.QUERY_NAMES)
         for wave in waves:
-            produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, wave)
+            produce(kafka_python_settings(config, "admin"), config.kafka.cdc_topic, wave)
             time.sleep(1)
         deadline = time.monotonic() + 300
         while True:
@@ -343,7 +344,7 @@ def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
     definition = debezium_connector(stack, config, prefix)
     topic = f"{prefix}.{config.mongo.database}.{config.mongo.collection}"
     config = config.model_copy(update={"kafka": config.kafka.model_copy(update={"cdc_topic": topic})})
-    bootstrap = config.kafka.bootstrap_servers
+    bootstrap = kafka_python_settings(config, "admin")
     connector.register(stack.connect_url, definition)
     try:
         connector.wait_running(stack.connect_url, definition["name"])

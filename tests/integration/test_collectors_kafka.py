@@ -16,6 +16,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from collectors import cli
 from collectors.sink import Spool
+from jobs.config import load_config
+from jobs.kafka_acls import apply_acls
 from jobs.topics import read_topic
 
 pytestmark = pytest.mark.integration
@@ -24,18 +26,24 @@ VOLATILE = ("ingested_at", "sent_at")
 
 
 def _topic(stack, partitions: int = 3) -> str:
+    """A raw topic of this test's own, which the collector principal may write (as `jobs.setup topics` grants)."""
     name = f"test.collectors.{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    admin = KafkaAdminClient(**stack.kafka_client("admin"))
     try:
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
     finally:
         admin.close()
+    apply_acls(
+        load_config(
+            environ={"AQSTREAM__KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap, "AQSTREAM__KAFKA__RAW_TOPIC": name}
+        )
+    )
     return name
 
 
-def _keyed_readings(bootstrap: str, topic: str) -> list[tuple[str, dict]]:
+def _keyed_readings(stack, topic: str) -> list[tuple[str, dict]]:
     """(key, reading) of every record of the topic."""
-    return [(r.key.decode(), json.loads(r.value)) for r in read_topic(bootstrap, topic)]
+    return [(r.key.decode(), json.loads(r.value)) for r in read_topic(stack.kafka_client("admin"), topic)]
 
 
 def _stable(reading: dict) -> dict:
@@ -95,7 +103,7 @@ def test_collector_to_kafka_and_back(stack, data_dir, tmp_path, collector):
     topic = _topic(stack)
     spool = tmp_path / "spool"
     assert cli.main([*argv, "--bootstrap", stack.kafka_bootstrap, "--topic", topic, "--spool-dir", str(spool)]) == 0
-    consumed = _keyed_readings(stack.kafka_bootstrap, topic)
+    consumed = _keyed_readings(stack, topic)
 
     assert all(key == message["station_id"] for key, message in consumed)
     assert all(isinstance(message["sent_at"], int) for _, message in consumed)
@@ -111,7 +119,7 @@ def test_an_api_collector_does_not_resend_after_a_restart(stack, data_dir, tmp_p
     common = ["--bootstrap", stack.kafka_bootstrap, "--topic", topic, "--spool-dir", str(tmp_path / "spool")]
     assert cli.main([*argv, *common]) == 0
     assert cli.main([*argv, *common]) == 0  # a restart: same latest values, already sent
-    consumed = _keyed_readings(stack.kafka_bootstrap, topic)
+    consumed = _keyed_readings(stack, topic)
     assert len(consumed) == 2  # Del Norte at 20:00Z and 21:00Z, once each
 
 
@@ -165,7 +173,7 @@ def test_kafka_stopped_mid_run_spools_then_delivers(stack, data_dir, tmp_path):
     assert run(parts[2]) == 0  # the next start sends the spool first, then its own batch
     assert not Spool(spool).files()
 
-    consumed = [message["event_id"] for _, message in _keyed_readings(stack.kafka_bootstrap, topic)]
+    consumed = [message["event_id"] for _, message in _keyed_readings(stack, topic)]
     expected = [json.loads(line)["event_id"] for line in readings]
     assert sorted(consumed) == sorted(expected)  # none lost, none doubled
     assert len(set(consumed)) == 90

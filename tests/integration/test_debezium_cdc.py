@@ -17,6 +17,8 @@ from pymongo import MongoClient
 from pyspark.sql import functions as F
 
 from collectors import replay
+from jobs.config import load_config
+from jobs.kafka_acls import apply_acls
 from jobs.topics import read_topic, wait_for_cdc
 from schemas.debezium import debezium_envelope_schema
 from schemas.reading import reading_to_mongo_document
@@ -49,6 +51,12 @@ def capture(stack):
         "heartbeat.interval.ms": "1000",
     }
     definition = connector.load_connector(overrides=overrides)
+    # the connect principal may write Debezium's topics <topic.prefix>.*, as for the committed connector
+    environ = {
+        "AQSTREAM__KAFKA__BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "AQSTREAM__KAFKA__CDC_TOPIC": f"t{tag}.{database}.readings_raw",
+    }
+    apply_acls(load_config(environ=environ))
     client = MongoClient(stack.mongo_uri, serverSelectionTimeoutMS=10000)
     state = {
         "definition": definition,
@@ -77,7 +85,7 @@ def test_snapshot_then_insert_update_delete_arrive_as_debezium_events(stack, spa
 
     assert connector.register(stack.connect_url, capture["definition"]) == "created"
     connector.wait_running(stack.connect_url, capture["definition"]["name"])
-    bootstrap = stack.kafka_bootstrap
+    bootstrap = stack.kafka_client("admin")
     wait_for_cdc(bootstrap, topic, [d["_id"] for d in docs[:3]], ops=("r",), timeout_s=120)
 
     collection.insert_many(docs[3:5])
@@ -145,8 +153,8 @@ def test_connect_killed_mid_stream_loses_no_write(stack, capture, real_readings)
     connector.wait_running(stack.connect_url, capture["definition"]["name"])
 
     expected = {d["_id"] for d in docs}
-    wait_for_cdc(stack.kafka_bootstrap, topic, expected, ops=("c", "r"), timeout_s=180)
-    records = read_topic(stack.kafka_bootstrap, topic)
+    wait_for_cdc(stack.kafka_client("admin"), topic, expected, ops=("c", "r"), timeout_s=180)
+    records = read_topic(stack.kafka_client("admin"), topic)
     created = [json.loads(json.loads(r.value)["after"])["_id"] for r in records if r.value]
     duplicates = len(created) - len(set(created))
     print(f"connect restart: {len(expected)} writes, {len(created)} events, {duplicates} duplicates (at-least-once)")

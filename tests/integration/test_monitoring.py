@@ -25,6 +25,7 @@ from kafka.admin import KafkaAdminClient
 
 from jobs.checkpoint import committed_end_offsets, last_committed_batch
 from jobs.consumer_groups import describe_command
+from jobs.kafka_auth import client_properties_file, kafka_python_settings
 from jobs.topics import latest_offsets, topic_size, wait_for_cdc
 from jobs.transforms import raw_readings as T
 from stack.java import find_java17
@@ -56,11 +57,11 @@ def monitored_flow(stack, tmp_path):
 def test_prometheus_status_and_kafkas_tools_see_what_the_jobs_did(stack, spark, data_dir, tmp_path, monitored_flow):
     config, env, _session = monitored_flow
     url = stack.cfg.prometheus_url
-    bootstrap, raw_topic = config.kafka.bootstrap_servers, config.kafka.raw_topic
+    admin, raw_topic = kafka_python_settings(config, "admin"), config.kafka.raw_topic
     beijing = sorted((data_dir / "bench").glob("PRSA_Data_*.csv"))[:1]
     sent = replay_to_kafka(config, "beijing", beijing, limit=400, out=tmp_path / "beijing.ndjson")
     poison = [(b"poison", v) for values in POISON.values() for v in values]
-    produce(bootstrap, raw_topic, poison)
+    produce(admin, raw_topic, poison)
     records = len(sent) + len(poison)
     valid = {r["event_id"] for r in sent if not out_of_range(r)}
     expected_reasons = Counter({code: len(values) for code, values in POISON.items()})
@@ -73,8 +74,8 @@ def test_prometheus_status_and_kafkas_tools_see_what_the_jobs_did(stack, spark, 
     cdc = submit_job("cdc_to_cassandra", env, output=tmp_path / "cdc_to_cassandra.log")
     try:
         # --- Prometheus: everything read, nothing behind, the quarantine by reason, the lag on the way
-        wait_for_cdc(bootstrap, config.kafka.cdc_topic, valid, timeout_s=300)
-        changes = topic_size(bootstrap, config.kafka.cdc_topic)
+        wait_for_cdc(admin, config.kafka.cdc_topic, valid, timeout_s=300)
+        changes = topic_size(admin, config.kafka.cdc_topic)
         for query, expected in (
             ("raw_to_mongo", records),
             ("raw_to_mongo_bronze", records),
@@ -124,7 +125,7 @@ def test_prometheus_status_and_kafkas_tools_see_what_the_jobs_did(stack, spark, 
         for query in RAW_QUERIES + CDC_QUERIES:
             wait_until(
                 lambda q=query: committed_end_offsets(spark, checkpoint[q])
-                and group_committed(bootstrap, group[q]) == committed_end_offsets(spark, checkpoint[q]),
+                and group_committed(admin, group[q]) == committed_end_offsets(spark, checkpoint[q]),
                 f"group {group[query]} at {query}'s checkpoint",
                 (raw, cdc),
             )
@@ -156,7 +157,7 @@ def test_prometheus_status_and_kafkas_tools_see_what_the_jobs_did(stack, spark, 
         )
         stop(raw)
         killed, killed_at = time.monotonic(), time.time()
-        produce(bootstrap, raw_topic, [(b"late", f"after the kill {i}".encode()) for i in range(UNREAD)])
+        produce(admin, raw_topic, [(b"late", f"after the kill {i}".encode()) for i in range(UNREAD)])
         down = run_status(status_env, "--json", "--interval", "0", "--job", "raw_to_mongo")
         assert down.returncode == 1, down.stdout + down.stderr
         report = json.loads(down.stdout)
@@ -168,8 +169,8 @@ def test_prometheus_status_and_kafkas_tools_see_what_the_jobs_did(stack, spark, 
             assert query["last_batch_id"] == running[query["name"]]["last_batch_id"]
 
         # --- Kafka's own describe: CURRENT-OFFSET is the checkpoint's, LAG what is left to read
-        ends = latest_offsets(bootstrap, [raw_topic, config.kafka.cdc_topic])
-        described = describe_rows(kafka_describe(bootstrap, list(group.values())))
+        ends = latest_offsets(admin, [raw_topic, config.kafka.cdc_topic])
+        described = describe_rows(kafka_describe(config, list(group.values())))
         assert sorted(described) == sorted(group.values())
         for query, name in group.items():
             [(topic, partitions)] = committed_end_offsets(spark, checkpoint[query]).items()
@@ -221,10 +222,13 @@ def run_status(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def kafka_describe(bootstrap: str, groups: list[str]) -> str:
-    """The pinned Kafka's own ``kafka-consumer-groups.sh --describe`` (the class the script runs)."""
-    command = describe_command(str(find_java17() / "bin" / "java"), bootstrap, groups, [])
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+def kafka_describe(config, groups: list[str]) -> str:
+    """The pinned Kafka's own ``kafka-consumer-groups.sh --describe`` (the class the script runs), as admin."""
+    java = str(find_java17() / "bin" / "java")
+    with client_properties_file(config, "admin") as properties:
+        login = ["--command-config", str(properties)] if properties else []
+        command = describe_command(java, config.kafka.bootstrap_servers, groups, login)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     # the tool exits 0 even when it failed: what it printed is the outcome
     assert "Error" not in done.stdout + done.stderr, done.stdout + done.stderr
     return done.stdout
@@ -244,8 +248,8 @@ def describe_rows(output: str) -> dict[str, dict[tuple[str, int], dict[str, str]
     return rows
 
 
-def group_committed(bootstrap: str, group: str) -> dict[str, dict[int, int]]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+def group_committed(client: dict, group: str) -> dict[str, dict[int, int]]:
+    admin = KafkaAdminClient(**client)
     try:
         committed: dict[str, dict[int, int]] = {}
         for tp, offset in admin.list_consumer_group_offsets(group).items():

@@ -11,6 +11,7 @@ import pytest
 from pymongo import MongoClient
 
 from jobs import raw_to_mongo
+from jobs.kafka_auth import kafka_python_settings
 from jobs.topics import read_topic
 from jobs.transforms import raw_readings as T
 from tests.support.flow import out_of_range, run_available_now, submit_job
@@ -94,7 +95,7 @@ def test_exact_documents_bronze_and_quarantine_then_replays_change_nothing(stack
     flagged = {i for i, r in expected.items() if out_of_range(r)}
     poison = poison_messages(readings[0])
     produce(
-        config.kafka.bootstrap_servers,
+        kafka_python_settings(config, "admin"),
         config.kafka.raw_topic,
         [(b"poison", v) for values in poison.values() for v in values],
     )
@@ -120,7 +121,7 @@ def test_exact_documents_bronze_and_quarantine_then_replays_change_nothing(stack
         expected_counts[T.OUT_OF_RANGE] += len(flagged)
     assert reason_counts == expected_counts
 
-    kafka_quarantine = read_topic(config.kafka.bootstrap_servers, config.kafka.quarantine_topic)
+    kafka_quarantine = read_topic(kafka_python_settings(config, "admin"), config.kafka.quarantine_topic)
     kafka_reasons: dict[str, int] = {}
     for record in kafka_quarantine:
         code = dict(record.headers)["aq.reason"].decode().split(":")[0]

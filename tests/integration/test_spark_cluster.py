@@ -12,6 +12,7 @@ import pytest
 import requests
 from pymongo import MongoClient
 
+from jobs.kafka_auth import kafka_python_settings
 from stack.config import StackConfigError
 from stack.core import SPARK_CLUSTER, StackError
 from tests.support.cdc_events import EnvelopeFactory, beijing_readings, reading_aqi_mismatches
@@ -101,7 +102,9 @@ def test_cdc_to_cassandra_on_the_cluster_computes_each_reading_s_aqi_in_the_exec
     readings = beijing_readings(data_dir, "Aotizhongxin", 24)
     factory = EnvelopeFactory(data_dir, False)
     with isolated_cdc(spark_cluster, tmp_path) as (config, env, session):
-        produce(config.kafka.bootstrap_servers, config.kafka.cdc_topic, [factory.change("c", r) for r in readings])
+        produce(
+            kafka_python_settings(config, "admin"), config.kafka.cdc_topic, [factory.change("c", r) for r in readings]
+        )
         executor_folders = submit_to_the_cluster(spark_cluster, "cdc_to_cassandra", env)
         table = f"{config.cassandra.keyspace}.{config.cassandra.readings_table}"
         stored = {r.event_id: r._asdict() for r in session.execute(f"SELECT * FROM {table}", timeout=60)}

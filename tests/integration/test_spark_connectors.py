@@ -10,12 +10,15 @@ from kafka import KafkaProducer
 from pymongo import MongoClient
 from pyspark.errors import AnalysisException
 
+from jobs.kafka_auth import spark_kafka_options
+from stack.services import kafka_pipeline_config
+
 SINGLE_PARTITION = "com.mongodb.spark.sql.connector.read.partitioner.SinglePartitionPartitioner"
 
 
 def test_kafka_source_reads_what_kafka_python_produced(stack, spark):
     topic = f"spark-smoke-{uuid.uuid4().hex[:8]}"
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**stack.kafka_client("admin"), acks="all")
     for i in range(5):
         producer.send(topic, key=f"k{i}".encode(), value=f'{{"n": {i}}}'.encode())
     producer.flush()
@@ -23,7 +26,7 @@ def test_kafka_source_reads_what_kafka_python_produced(stack, spark):
 
     rows = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", stack.kafka_bootstrap)
+        .options(**spark_kafka_options(kafka_pipeline_config(stack.cfg), "admin"))
         .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .load()

@@ -15,8 +15,8 @@ from jobs.topics import read_topic
 from stack.process import pid_alive
 
 
-def _kafka_roundtrip_produce(bootstrap: str, topic: str, payload: bytes) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+def _kafka_roundtrip_produce(client: dict, topic: str, payload: bytes) -> None:
+    producer = KafkaProducer(**client, acks="all")
     try:
         producer.send(topic, key=b"smoke", value=payload).get(timeout=30)
     finally:
@@ -34,8 +34,8 @@ def _mongo(stack) -> MongoClient:
 
 def test_kafka_message_round_trip(stack):
     topic = f"smoke-{uuid.uuid4().hex[:8]}"
-    _kafka_roundtrip_produce(stack.kafka_bootstrap, topic, b'{"hello": "kafka"}')
-    assert [r.value for r in read_topic(stack.kafka_bootstrap, topic)] == [b'{"hello": "kafka"}']
+    _kafka_roundtrip_produce(stack.kafka_client("admin"), topic, b'{"hello": "kafka"}')
+    assert [r.value for r in read_topic(stack.kafka_client("admin"), topic)] == [b'{"hello": "kafka"}']
 
 
 def test_cassandra_keyspace_table_row(stack):
@@ -85,7 +85,7 @@ def _stack_pids() -> list[int]:
 def test_down_leaves_no_process_and_up_keeps_data(stack):
     marker = uuid.uuid4().hex
     topic = f"persist-{marker[:8]}"
-    _kafka_roundtrip_produce(stack.kafka_bootstrap, topic, marker.encode())
+    _kafka_roundtrip_produce(stack.kafka_client("admin"), topic, marker.encode())
     cluster, session = _cassandra(stack)
     session.execute(
         "CREATE KEYSPACE IF NOT EXISTS aqstream_smoke "
@@ -102,7 +102,7 @@ def test_down_leaves_no_process_and_up_keeps_data(stack):
     assert _stack_pids() == [], "a stack process is still running after down"
 
     stack.up()
-    assert [r.value for r in read_topic(stack.kafka_bootstrap, topic)] == [marker.encode()]
+    assert [r.value for r in read_topic(stack.kafka_client("admin"), topic)] == [marker.encode()]
     cluster, session = _cassandra(stack)
     try:
         assert session.execute("SELECT v FROM aqstream_smoke.kv WHERE k = %s", (marker,)).one().v == 7

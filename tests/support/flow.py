@@ -15,6 +15,7 @@ import pandas as pd
 from cassandra.cluster import Cluster
 
 from jobs.config import load_config
+from jobs.kafka_acls import apply_acls
 from jobs.runner import await_all
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from jobs.transforms import raw_readings as T
@@ -49,6 +50,7 @@ def isolated_flow(stack, tmp_path: Path, **overrides: str) -> Iterator[tuple]:
     env["AQSTREAM__KAFKA__CDC_TOPIC"] = f"t{tag}.{database}.{base.mongo.collection}"
     config = load_config(environ=env)
     create_topics(config)  # the CDC topic too, as `make setup` does: the job must not race Debezium to create it
+    apply_acls(config)  # on the CDC topic too, as `jobs.setup topics` does
     create_mongo_indexes(config)
     apply_cql(config)
     cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
@@ -65,8 +67,11 @@ def isolated_flow(stack, tmp_path: Path, **overrides: str) -> Iterator[tuple]:
 
 
 def debezium_connector(stack, config, prefix: str, name: str | None = None) -> dict:
-    """The committed connector definition, capturing only this config's collection into ``prefix.db.coll``."""
+    """The committed connector definition, capturing only this config's collection into ``prefix.db.coll``;
+    the connect principal's ACLs on that topic (and the CDC job's) are granted first."""
     database, collection = config.mongo.database, config.mongo.collection
+    topic = f"{prefix}.{database}.{collection}"
+    apply_acls(config.model_copy(update={"kafka": config.kafka.model_copy(update={"cdc_topic": topic})}))
     return connector.load_connector(
         overrides={
             "name": name or f"aqstream-{prefix}",

@@ -16,6 +16,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pyspark.sql.types import BinaryType, IntegerType, LongType, StringType, StructField, StructType, TimestampType
 
 from jobs.config import PipelineConfig, load_config
+from jobs.kafka_acls import apply_acls
+from jobs.kafka_auth import kafka_python_settings
 from jobs.setup import alerts_topic, apply_cql
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +62,7 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
         **{f"AQSTREAM__{k.upper()}": v for k, v in overrides.items()},
     }
     config = load_config(environ=env)
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_python_settings(config, "admin"))
     try:
         admin.create_topics(
             [
@@ -71,6 +73,7 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
         )
     finally:
         admin.close()
+    apply_acls(config)  # as `jobs.setup topics` does: each principal's ACLs on this test's topics
     return config, env
 
 
@@ -81,7 +84,7 @@ def isolated_cdc(stack, tmp_path: Path) -> Iterator[tuple[PipelineConfig, dict, 
     from cassandra.cluster import Cluster
 
     config, env = isolated_config(stack, tmp_path)
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    admin = KafkaAdminClient(**kafka_python_settings(config, "admin"))
     try:
         admin.create_topics([NewTopic(config.kafka.cdc_topic, num_partitions=3, replication_factor=1)])
     finally:
@@ -124,8 +127,9 @@ def collect_to_kafka(config: PipelineConfig, args: list[str], out: Path) -> list
     return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
 
 
-def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+def produce(client: dict, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+    """``messages`` to ``topic`` with ``client`` (kafka-python settings of a principal: jobs.kafka_auth)."""
+    producer = KafkaProducer(**client, acks="all", max_request_size=4 * 1024 * 1024)
     try:
         for key, value in messages:
             producer.send(topic, key=key, value=value)
