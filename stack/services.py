@@ -7,7 +7,6 @@ Each service runs as a child process on loopback from the artifacts in ``jars/li
 from __future__ import annotations
 
 import base64
-import functools
 import importlib.util
 import os
 import re
@@ -274,25 +273,21 @@ class Kafka(Service):
             for login in logins.values()
             for arg in ("--add-scram", scram_argument(mechanism, login.username, login.password.get_secret_value()))
         ]
-        format_storage = functools.partial(
-            self.run_preparation,
-            "storage format",
-            [
-                self.java(),
-                "-cp",
-                self.classpath("kafka"),
-                *self._log_opts(),
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                kafka_random_uuid(),
-                "-c",
-                str(properties),
-                *scram,
-            ],
-        )
+        command = [
+            self.java(),
+            "-cp",
+            self.classpath("kafka"),
+            *self._log_opts(),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            kafka_random_uuid(),
+            "-c",
+            str(properties),
+            *scram,
+        ]
         try:
-            format_storage()
+            self.run_preparation("storage format", command)
         except StackError as exc:  # its message shows the command line, passwords included
             raise StackError(redact(str(exc))) from None
         self.scram_users_file.write_text("\n".join(users) + "\n")

@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from stack.config import StackConfig
 from stack.core import JAR_SETS
-from stack.services import kafka_random_uuid
+from stack.secrets import ensure_secrets
+from stack.services import Kafka, StackError, kafka_random_uuid
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +98,26 @@ def test_a_port_taken_by_another_process_fails_the_start_naming_the_service_port
     assert done.stderr.startswith(f"stack: cassandra cannot start: another process already listens on 127.0.0.1:{port}")
     assert "AQSTREAM_CASSANDRA_PORT" in done.stderr
     assert not (tmp_path / "state" / "cassandra" / "pid").exists()
+
+
+def test_a_failed_format_shows_no_scram_password(tmp_path):
+    """In-process (the stack fixture's way, no redacting command line around it): the error shows the format
+    command, its passwords masked."""
+    cfg = StackConfig(state_dir=tmp_path / "state", lib_dir=tmp_path / "lib")
+    secrets = [path.read_text().strip() for name, path in ensure_secrets(cfg.state_dir / "secrets").items()]
+    with pytest.raises(StackError) as failed:
+        Kafka(cfg, _fake_java_home(tmp_path)).prepare()
+    message = str(failed.value)
+    assert message.startswith("kafka: storage format failed (exit 1)")
+    assert "--add-scram SCRAM-SHA-512=[name=aqstream-admin,password=" in message  # the command is shown
+    assert not [secret for secret in secrets if secret in message]
+
+
+def test_a_storage_formatted_before_authentication_is_named_with_how_to_recreate_it(tmp_path):
+    (tmp_path / "state" / "kafka" / "data").mkdir(parents=True)
+    (tmp_path / "state" / "kafka" / "data" / "meta.properties").write_text("node.id=1\n")  # no scram-users beside
+    ports = {"AQSTREAM_KAFKA_PORT": str(_free_port()), "AQSTREAM_KAFKA_CONTROLLER_PORT": str(_free_port())}
+    done = _stack_up(tmp_path, "kafka", **ports)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "was formatted without SCRAM credentials for aqstream-admin, aqstream-cdc-to-cassandra" in done.stderr
+    assert f"remove {tmp_path / 'state' / 'kafka'}" in done.stderr
