@@ -253,8 +253,11 @@ def test_stack_secrets_writes_dotenv_without_printing_a_secret(tmp_path, capsys,
     assert stack_main.main(["secrets"]) == 0
     printed = capsys.readouterr().out
     written = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines() if "=" in line)
-    generated = [p.read_text().strip() for p in (tmp_path / "state" / "secrets").iterdir()]
-    assert sorted(written[k] for k in written if k.endswith("_PASSWORD")) == sorted(generated)
+    # every generated secret but the Kafka admin's, which compose does not use: its broker has no SASL yet
+    files = [p for p in (tmp_path / "state" / "secrets").iterdir()]
+    generated = [p.read_text().strip() for p in files]
+    for_compose = [p.read_text().strip() for p in files if p.name != "kafka_admin"]
+    assert sorted(written[k] for k in written if k.endswith("_PASSWORD")) == sorted(for_compose)
     assert not any(value in printed for value in generated)
     assert os.stat(tmp_path / ".env").st_mode & 0o077 == 0
 
