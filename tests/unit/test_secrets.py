@@ -18,7 +18,7 @@ from jobs.config import REPO_ROOT, ConfigError, load_config
 from jobs.redact import redact, redact_argv, redact_mapping, redact_url, redacted_excepthook, remember
 from stack.config import StackConfig
 from stack.core import Stack
-from stack.secrets import ensure_secrets, write_dotenv
+from stack.secret_files import ensure_secrets, write_dotenv
 
 pytestmark = pytest.mark.unit
 
