@@ -28,7 +28,7 @@ from collectors.sink import KafkaSettings, KafkaSink, NdjsonSink, SendReport, Se
 from collectors.stations import load_cities
 from jobs.config import ConfigError, PipelineConfig, load_config
 from jobs.metrics_endpoint import serve
-from jobs.secrets import SecretError, SecretRef
+from jobs.secret_refs import SecretError, SecretRef
 
 log = logging.getLogger("collectors")
 

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from jobs.paths import child, resolve
-from jobs.secrets import SecretError, SecretRef
+from jobs.secret_refs import SecretError, SecretRef
 from schemas.reading import SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
