@@ -29,7 +29,7 @@ from collectors.stations import load_cities
 from jobs.config import ConfigError, PipelineConfig, load_config
 from jobs.kafka_auth import kafka_python_security
 from jobs.metrics_endpoint import serve
-from jobs.secrets import SecretError, SecretRef
+from jobs.secret_refs import SecretError, SecretRef
 
 log = logging.getLogger("collectors")
 

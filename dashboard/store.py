@@ -61,7 +61,8 @@ def statements(config: PipelineConfig) -> dict[str, str]:
 
 
 def connect(config: PipelineConfig, timeout_s: float = 10.0) -> tuple[Cluster, Session]:
-    return cassandra_client.connect(config.cassandra, timeout_s)
+    """As the read-only role (``credentials.cassandra_user_reader``): the service only reads."""
+    return cassandra_client.connect(config, "reader", timeout_s)
 
 
 class Store:

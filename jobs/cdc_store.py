@@ -26,7 +26,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import PreparedStatement
 
 from jobs import cassandra_client
-from jobs.config import CassandraConfig
+from jobs.config import CassandraConfig, PipelineConfig
 from jobs.transforms import aggregates as A
 from jobs.transforms import alerts as AL
 from jobs.transforms.stations import STATION_FIELDS
@@ -109,10 +109,11 @@ class CdcStore:
             self.prepared[name] = prepared
 
     @classmethod
-    def connect(cls, cassandra: CassandraConfig) -> CdcStore:
-        cluster, session = cassandra_client.connect(cassandra)
+    def connect(cls, config: PipelineConfig) -> CdcStore:
+        """As the CDC job's role (``credentials.cassandra_user_cdc``)."""
+        cluster, session = cassandra_client.connect(config, "cdc")
         try:
-            return cls(cluster, session, cassandra)
+            return cls(cluster, session, config.cassandra)
         except Exception:
             cluster.shutdown()
             raise

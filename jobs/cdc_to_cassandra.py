@@ -216,7 +216,7 @@ class LazyStore:
 
     def get(self) -> CdcStore:
         if self._store is None:
-            self._store = with_retries("cassandra session", lambda: CdcStore.connect(self.config.cassandra))
+            self._store = with_retries("cassandra session", lambda: CdcStore.connect(self.config))
             atexit.register(self._store.close)
         return self._store
 
@@ -408,7 +408,7 @@ def start(spark: SparkSession, config: PipelineConfig, available_now: bool = Fal
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job(QUERY_NAME, __doc__, start, argv)
+    return run_job(QUERY_NAME, __doc__, start, argv, cassandra_role="cdc")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from jobs.paths import child, resolve
-from jobs.secrets import SecretError, SecretRef
+from jobs.secret_refs import SecretError, SecretRef
 from schemas.reading import SCHEMA_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -311,7 +311,10 @@ class DashboardConfig(_Section):
 
 # the Kafka principals, one per component (each will get only the ACLs it needs: issue 18)
 KAFKA_PRINCIPALS = ("admin", "collector", "raw_to_mongo", "cdc_to_cassandra", "connect")
-CASSANDRA_ROLES = ("admin", "cdc")
+# admin: the superuser replacing Cassandra's default one; cdc: the CDC job (reads and writes its keyspace);
+# reader: read-only (the dashboard, jobs.report). jobs.setup grants them (jobs/cassandra_roles.py)
+CASSANDRA_ROLES = ("admin", "cdc", "reader")
+CassandraRole = Literal["admin", "cdc", "reader"]
 MONGO_USERS = ("raw_to_mongo", "debezium")
 
 
@@ -360,6 +363,8 @@ class CredentialsConfig(_Section):
     cassandra_user_cdc: str = Field(default="aqstream_cdc", min_length=1)
     cassandra_password_admin: SecretReference = "file:cassandra_admin"
     cassandra_password_cdc: SecretReference = "file:cassandra_cdc"
+    cassandra_user_reader: str = Field(default="aqstream_reader", min_length=1)
+    cassandra_password_reader: SecretReference = "file:cassandra_reader"
     mongo_user_raw_to_mongo: str = Field(default="aqstream-raw-to-mongo", min_length=1)
     mongo_user_debezium: str = Field(default="aqstream-debezium", min_length=1)
     mongo_password_raw_to_mongo: SecretReference = "file:mongo_raw_to_mongo"

@@ -104,13 +104,15 @@ def migrate_if_needed(session, tables: Tables) -> int | None:
 
 
 def migrate(config: PipelineConfig) -> int | None:
-    """:func:`migrate_if_needed` on the configured cluster and keyspace."""
-    from cassandra.cluster import Cluster
+    """:func:`migrate_if_needed` on the configured cluster and keyspace, as the admin role (a set-up step)."""
+    from cassandra.query import named_tuple_factory
 
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    from jobs.cassandra_client import connect
+
+    cluster, session = connect(config, "admin", row_factory=named_tuple_factory)
     try:
         tables = Tables(config.cassandra.keyspace, new=config.cassandra.aggregates_table)
-        return migrate_if_needed(cluster.connect(), tables)
+        return migrate_if_needed(session, tables)
     finally:
         cluster.shutdown()
 

@@ -24,7 +24,6 @@ from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 
 
 def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
-    from cassandra.cluster import Cluster
     from pymongo import MongoClient
 
     kafka, admin = config.kafka, kafka_python_settings(config, "admin")
@@ -64,9 +63,8 @@ def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
         Counter(r.reason_code for r in quarantine.select("reason_code").collect()) if quarantine else Counter()
     )
     counts["quarantine_rows"] = sum(counts["quarantine_reasons"].values())
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    cluster, session = _reader_session(config)
     try:
-        session = cluster.connect(config.cassandra.keyspace)
         counts["cassandra_readings"] = session.execute(f"SELECT COUNT(*) FROM {config.cassandra.readings_table}").one()[
             0
         ]
@@ -79,11 +77,8 @@ def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
 
 
 def hourly_aggregates(config: PipelineConfig, station_id: str, limit: int = 5) -> list[Any]:
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    cluster, session = _reader_session(config)
     try:
-        session = cluster.connect(config.cassandra.keyspace)
         # the station's 1 h buckets newest first, each partition asked for what is still missing
         buckets = session.execute(
             f"SELECT bucket FROM {AGGREGATE_BUCKETS_TABLE} WHERE station_id = %s AND window_size = '1h'", (station_id,)
@@ -101,6 +96,15 @@ def hourly_aggregates(config: PipelineConfig, station_id: str, limit: int = 5) -
         return rows
     finally:
         cluster.shutdown()
+
+
+def _reader_session(config: PipelineConfig):
+    """The keyspace as the read-only role, rows as named tuples."""
+    from cassandra.query import named_tuple_factory
+
+    from jobs.cassandra_client import connect
+
+    return connect(config, "reader", keyspace=config.cassandra.keyspace, row_factory=named_tuple_factory)
 
 
 def _delta(spark, path: str):

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs import metrics, progress
-from jobs.config import PipelineConfig, interval_seconds, load_config_or_report
+from jobs.config import CassandraRole, PipelineConfig, interval_seconds, load_config_or_report
 from jobs.group_offsets import committer_for
 from jobs.kafka_auth import kafka_python_settings, spark_kafka_options
 from jobs.session import build_spark
@@ -145,8 +145,15 @@ def await_all(queries: list[StreamingQuery], timeout_s: float | None = None) -> 
             query.stop()
 
 
-def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] | None = None) -> int:
-    """Parse ``--config``/``--available-now``, build the session, start the query, wait for it."""
+def run_job(
+    name: str,
+    usage: str | None,
+    start: StartQueries,
+    argv: list[str] | None = None,
+    cassandra_role: CassandraRole | None = None,
+) -> int:
+    """Parse ``--config``/``--available-now``, build the session, start the query, wait for it.
+    ``cassandra_role``: the role the job's Spark Cassandra Connector logs in as (None: it uses none)."""
     parser = argparse.ArgumentParser(prog=name, description=usage, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="pipeline config TOML (default conf/pipeline.toml)")
     parser.add_argument("--available-now", action="store_true", help="process what is in the topic, then stop")
@@ -157,7 +164,9 @@ def run_job(name: str, usage: str | None, start: StartQueries, argv: list[str] |
     config = load_config_or_report(args.config)
     if config is None:
         return 2
-    spark = build_spark(config, f"aqstream-{name}", ui_port=config.monitoring.ui_port(name))
+    spark = build_spark(
+        config, f"aqstream-{name}", ui_port=config.monitoring.ui_port(name), cassandra_role=cassandra_role
+    )
     log = logging.getLogger(f"aqstream.{name}")
     ui = spark.sparkContext.uiWebUrl
     log.info("Spark UI at %s (Spark's metrics: %s/metrics/prometheus)", ui, ui)

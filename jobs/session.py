@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs.config import REPO_ROOT, PipelineConfig
+from jobs.config import REPO_ROOT, CassandraRole, PipelineConfig
 from jobs.paths import ensure_local_dir, path_uri
 
 SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
@@ -37,9 +37,10 @@ def connector_jars(jars_dir: Path = SPARK_JARS_DIR) -> list[str]:
     return jars
 
 
-def spark_settings(config: PipelineConfig) -> dict[str, str]:
+def spark_settings(config: PipelineConfig, cassandra_role: CassandraRole | None = None) -> dict[str, str]:
     """Everything the jobs set on Spark: the defaults file, the jars, the stores' addresses and Cassandra's
-    consistency levels."""
+    consistency levels; with ``cassandra_role``, the Spark Cassandra Connector's login as that role (read now:
+    a job that does not use the connector never reads a Cassandra secret)."""
     settings = read_spark_defaults()
     settings["spark.jars"] = ",".join(connector_jars())
     settings.setdefault("spark.scheduler.allocation.file", str(FAIR_SCHEDULER_POOLS))
@@ -48,7 +49,20 @@ def spark_settings(config: PipelineConfig) -> dict[str, str]:
     settings["spark.cassandra.connection.localDC"] = config.cassandra.local_dc
     settings["spark.cassandra.input.consistency.level"] = config.cassandra.read_consistency
     settings["spark.cassandra.output.consistency.level"] = config.cassandra.write_consistency
+    if cassandra_role is not None:
+        settings.update(cassandra_auth_settings(config, cassandra_role))
     return settings
+
+
+def cassandra_auth_settings(config: PipelineConfig, role: CassandraRole) -> dict[str, str]:
+    """The connector's login. Never on a command line (jobs.submit does not pass it): set on the session in
+    the job's own process. Spark's UI shows it as *********(redacted): ``spark.redaction.regex`` matches
+    ``password``; jobs.redact masks it wherever the suite prints a config."""
+    login = config.credentials.login("cassandra", role)
+    return {
+        "spark.cassandra.auth.username": login.username,
+        "spark.cassandra.auth.password": login.password.get_secret_value(),
+    }
 
 
 def event_log_settings(config: PipelineConfig) -> dict[str, str]:
@@ -71,16 +85,18 @@ def build_spark(
     master: str | None = None,
     ui_port: int | None = None,
     event_log: bool = True,
+    cassandra_role: CassandraRole | None = None,
 ) -> SparkSession:
     """Get or create the session. Under spark-submit the launcher's own settings win.
 
     ``ui_port``: the job's fixed Spark UI port (``monitoring.ui_port_<job>``). A taken port moves the UI
     to the next free one (Spark's port retries): the job logs the address it got. ``event_log``: write
-    Spark's event log for the history server (:func:`event_log_settings`)."""
+    Spark's event log for the history server (:func:`event_log_settings`). ``cassandra_role``: the role the
+    Spark Cassandra Connector logs in as (None: the job does not use the connector)."""
     builder = SparkSession.builder.appName(app_name)
     if master:
         builder = builder.master(master)
-    settings = spark_settings(config)
+    settings = spark_settings(config, cassandra_role)
     if ui_port is not None:
         settings["spark.ui.port"] = str(ui_port)
     if event_log:

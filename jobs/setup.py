@@ -4,9 +4,10 @@ Usage:
     python -m jobs.setup [--config conf/pipeline.toml] {topics,mongo,cassandra,all}
 
 Idempotent: what exists is left as it is. The Cassandra keyspace and tables come from the
-committed CQL in schemas/cql/, never improvised by a job. After the CQL, the aggregates of the
-unbucketed layout (``aggregates_by_station``), if any, move to the bucketed table
-(``jobs.migrate_aggregates``).
+committed CQL in schemas/cql/, never improvised by a job, applied as the admin role, which then creates
+the CDC job's and the read-only role and grants them their rights on the keyspace (docs/security.md).
+After the CQL, the aggregates of the unbucketed layout (``aggregates_by_station``), if any, move to the
+bucketed table (``jobs.migrate_aggregates``).
 """
 
 from __future__ import annotations
@@ -87,15 +88,16 @@ def schema_cql(config: PipelineConfig) -> list[str]:
 
 
 def apply_cql(config: PipelineConfig) -> list[str]:
-    from cassandra.cluster import Cluster
+    """The schema, logged in as the admin role (the default superuser replaced first on a fresh node), then the
+    application roles and their grants on the keyspace (jobs/cassandra_roles.py)."""
+    from jobs.cassandra_roles import admin_session, grant_application_roles
 
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    cluster, session = admin_session(config)
     try:
-        session = cluster.connect()
         statements = schema_cql(config)
         for statement in statements:
             session.execute(statement, timeout=60)
-        return [s.split("(")[0].strip() for s in statements]
+        return [s.split("(")[0].strip() for s in statements] + grant_application_roles(session, config)
     finally:
         cluster.shutdown()
 

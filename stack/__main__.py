@@ -25,7 +25,7 @@ from stack import connector
 from stack.config import REPO_ROOT, StackConfigError
 from stack.core import DEFAULT_SERVICES, SERVICE_ORDER, SPARK_CLUSTER, Stack, StackError
 from stack.java import JavaNotFound
-from stack.secrets import remember_generated, write_dotenv
+from stack.secret_files import remember_generated, write_dotenv
 
 DOTENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOTENV = REPO_ROOT / ".env"

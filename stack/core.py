@@ -9,7 +9,7 @@ from pathlib import Path
 from stack.config import StackConfig
 from stack.java import find_java17
 from stack.process import tail
-from stack.secrets import ensure_secrets
+from stack.secret_files import ensure_secrets
 from stack.services import (
     Cassandra,
     Kafka,

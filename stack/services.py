@@ -381,18 +381,55 @@ class Cassandra(Service):
             "org.apache.cassandra.service.CassandraDaemon",
         ]
 
-    def healthy(self) -> bool:
-        from cassandra.cluster import Cluster, NoHostAvailable
+    def pipeline_config(self):
+        """conf/pipeline.toml pointed at this Cassandra, its roles' passwords from this stack's generated secrets
+        (``<state_dir>/secrets``) unless AQSTREAM__CREDENTIALS__SECRETS_DIR names other ones."""
+        from jobs.config import ConfigError, load_config
 
-        cluster = Cluster([self.cfg.host], port=self.port, connect_timeout=5, control_connection_timeout=5)
+        environ = {
+            "AQSTREAM__CREDENTIALS__SECRETS_DIR": str(self.cfg.state_dir / "secrets"),  # Stack.secrets_dir
+            **os.environ,
+            "AQSTREAM__CASSANDRA__HOST": self.cfg.host,
+            "AQSTREAM__CASSANDRA__PORT": str(self.port),
+        }
         try:
-            session = cluster.connect()
-            row = session.execute("SELECT release_version FROM system.local", timeout=5).one()
-            return row is not None
-        except (NoHostAvailable, OSError, Exception):  # the driver raises several unrelated types
+            return load_config(environ=environ)
+        except ConfigError as exc:
+            raise StackError(f"cassandra: cannot read the pipeline config for its roles: {exc}") from None
+
+    def healthy(self) -> bool:
+        """A round trip as the admin role. A login refused counts as an answer (the node read and checked the
+        credentials): on the first start the admin role does not exist yet; :meth:`after_healthy` sets the
+        roles up and says what is wrong if it cannot."""
+        from cassandra.cluster import NoHostAvailable
+
+        from jobs.cassandra_client import connect
+        from jobs.cassandra_roles import login_refused
+
+        try:
+            cluster, session = connect(self.pipeline_config(), "admin", timeout_s=5.0)
+        except NoHostAvailable as exc:
+            return login_refused(exc)
+        except Exception:  # the driver raises several unrelated types while the node starts
+            return False
+        try:
+            return session.execute("SELECT release_version FROM system.local", timeout=5).one() is not None
+        except Exception:
             return False
         finally:
             cluster.shutdown()
+
+    def after_healthy(self) -> None:
+        """The set-up of the roles (idempotent): the default superuser replaced by the admin role, waiting for
+        the default role a fresh node makes a few seconds after it starts (jobs/cassandra_roles.py)."""
+        from jobs.cassandra_roles import admin_session
+
+        config = self.pipeline_config()
+        try:
+            cluster, _ = admin_session(config, wait_s=60.0)
+        except Exception as exc:  # RoleSetupError, a secret that cannot be read, the driver's errors
+            raise StackError(f"cassandra: setting up its roles failed: {exc}") from None
+        cluster.shutdown()
 
 
 class MongoDB(Service):

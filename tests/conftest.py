@@ -19,6 +19,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e", "faults", "bench")
 
 
+def pytest_configure(config):
+    """Every pipeline config of the run (the fixtures', the subprocess jobs') reads the secrets of the stack the
+    tests run against: ``<state_dir>/secrets`` (``.state-faults/secrets`` with AQSTREAM_STATE_DIR=.state-faults),
+    unless the run names its own with AQSTREAM__CREDENTIALS__SECRETS_DIR."""
+    from stack.config import StackConfig
+
+    os.environ.setdefault("AQSTREAM__CREDENTIALS__SECRETS_DIR", str(StackConfig.from_env().state_dir / "secrets"))
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark every test with its tier from its folder (tests/<tier>/...), so no test escapes `-m`."""
     for item in items:
@@ -61,7 +70,9 @@ def spark(pipeline_config):
 
     builder = SparkSession.builder.master("local[2]").appName("aqstream-tests")
     try:
-        settings = spark_settings(pipeline_config)
+        # its Cassandra connector logs in as the CDC job does: the secret made now if `stack up` has not yet
+        Stack().ensure_secrets()
+        settings = spark_settings(pipeline_config, cassandra_role="cdc")
     except MissingJars:
         settings = {"spark.sql.session.timeZone": "UTC", "spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
     settings.update(

@@ -538,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     not_healthy = [s.name for s in stack.status() if not s.healthy]
     if not_healthy:
         stack.up(not_healthy, log=lambda msg: print(f"[stack] {msg}"))
-    spark = build_spark(load_config(), "aqstream-bench", master=os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]"))
+    master = os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]")
+    spark = build_spark(load_config(), "aqstream-bench", master=master, cassandra_role="cdc")
     spark.sparkContext.setLogLevel("WARN")
     print(f"Spark UI: {spark.sparkContext.uiWebUrl}")
     work = args.out / "work"  # checkpoints, Delta tables, job logs of this run; kept until the next

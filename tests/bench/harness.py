@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cassandra.cluster import Cluster
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from pymongo import MongoClient, ReplaceOne
@@ -53,6 +52,7 @@ from schemas.cassandra import AGGREGATE_BUCKETS_TABLE, buckets_newest_first
 from schemas.reading import READING_FIELDS, reading_to_mongo_document
 from stack import connector
 from stack.core import Stack
+from tests.support.cassandra import cassandra_session, stack_config
 from tests.support.flow import debezium_connector, submit_job
 from tests.support.pipeline import REPO_ROOT, isolated_config
 
@@ -363,9 +363,8 @@ class Bench:
             except Exception as exc:  # noqa: BLE001 - cleanup goes on; the case already reported its own error
                 print(f"cleanup: deleting connector {name} failed: {exc}", file=sys.stderr)
         client = MongoClient(self.mongo_uri)
-        cluster = Cluster([self.stack.cfg.host], port=self.stack.cfg.cassandra_port)
+        cluster, session = cassandra_session(stack_config(self.stack))
         try:
-            session = cluster.connect()
             for config in self._configs:
                 client.drop_database(config.mongo.database)
                 session.execute(f"DROP KEYSPACE IF EXISTS {config.cassandra.keyspace}", timeout=120)
@@ -953,9 +952,8 @@ def _stop_job(process: subprocess.Popen) -> None:
 
 def _written_sent_at(config: PipelineConfig) -> dict[str, tuple[int, int]]:
     """event_id → (sent_at ms, Cassandra write time µs) of every reading row."""
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
+    cluster, session = cassandra_session(config)
     try:
-        session = cluster.connect()
         table = f"{config.cassandra.keyspace}.{config.cassandra.readings_table}"
         rows = session.execute(f"SELECT event_id, sent_at, writetime(sent_at) AS written FROM {table}", timeout=120)
         return {r.event_id: (r.sent_at, r.written) for r in rows if r.sent_at is not None and r.written is not None}
@@ -1016,8 +1014,7 @@ class FreshnessWatcher(threading.Thread):
         self._consumer.seek_to_end(*partitions)
         for tp in partitions:
             self._consumer.position(tp)  # resolve the end now, before the trickle starts
-        self._cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-        self._session = self._cluster.connect()
+        self._cluster, self._session = cassandra_session(config)
         table = f"{config.cassandra.keyspace}.{config.cassandra.aggregates_table}"
         self._query = self._session.prepare(
             f"SELECT window_start FROM {table} "

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from cassandra.cluster import Cluster
-from cassandra.query import dict_factory
 from selenium.webdriver.common.by import By
 
+from jobs.cassandra_client import connect
 from jobs.config import load_config
 from schemas.cassandra import ALERTS_BY_STATION_TABLE, STATIONS_REGISTRY, STATIONS_TABLE
 from tests.load.__main__ import load_test, report
@@ -45,9 +44,7 @@ def registered_and_read_stations(session, config) -> tuple[set[str], set[str]]:
 def demo_store(demo) -> Iterator[tuple]:
     """(config, Cassandra session) of the demo's keyspace (conf/pipeline.toml, as `make demo` runs)."""
     config = load_config()
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    session = cluster.connect(config.cassandra.keyspace)
-    session.row_factory = dict_factory
+    cluster, session = connect(config, "reader", keyspace=config.cassandra.keyspace)  # rows as dicts
     registered, with_readings = registered_and_read_stations(session, config)
     assert registered == with_readings, "the CDC job's stations registry differs from the stations with readings"
     try:

@@ -390,7 +390,7 @@ def test_every_keyed_statement_of_the_aggregates_side_names_its_whole_partition_
 
     config, _, session = cdc_env
     tables = session.cluster.metadata.keyspaces[config.cassandra.keyspace].tables
-    store = CdcStore.connect(config.cassandra)
+    store = CdcStore.connect(config)
     try:
         assert store.prepared, "the store prepares its statements"
         for name, statement in store.prepared.items():

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from cassandra import InvalidRequest
-from cassandra.cluster import Cluster
 from cassandra.query import BoundStatement
 from fastapi.testclient import TestClient
 
@@ -36,6 +35,7 @@ from schemas.cassandra import (
     STATIONS_TABLE,
 )
 from schemas.reading import POLLUTANT_FIELDS
+from tests.support.cassandra import cassandra_session, stack_secrets_env
 from tests.support.dashboard import epa_category
 from tests.support.pipeline import REPO_ROOT, parse_ts
 
@@ -155,6 +155,7 @@ def keyspace(stack, data_dir) -> Iterator[tuple]:
         "AQSTREAM__DASHBOARD__MAX_RANGE_DAYS": str(MAX_DAYS),
         "AQSTREAM__DASHBOARD__TREND_HOURS": "24",
         "AQSTREAM__DASHBOARD__PROMETHEUS_URL": stack.cfg.prometheus_url,
+        **stack_secrets_env(stack),
     }
     config = load_config(environ=env)
     apply_cql(config)
@@ -174,8 +175,7 @@ def keyspace(stack, data_dir) -> Iterator[tuple]:
     alerts = alerts_of([w for w in windows if w["window_size"] == "1h"])
     assert {a["aqi_index"] for a in alerts} == {"us", "eea"}, "the data should hold crossings of both indexes"
 
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    session = cluster.connect(config.cassandra.keyspace)
+    cluster, session = cassandra_session(config, keyspace=config.cassandra.keyspace)
     try:
         insert(session, config.cassandra.readings_table, readings)
         insert(session, config.cassandra.aggregates_table, windows)

@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime
 
 import pytest
-from cassandra.cluster import Cluster
 
 from jobs import setup
 from jobs.config import load_config
@@ -18,6 +17,7 @@ from schemas.cassandra import (
     cql_files,
     cql_statements,
 )
+from tests.support.cassandra import cassandra_session, stack_secrets_env
 from tests.support.cdc_events import beijing_readings
 from tests.support.pipeline import parse_ts
 
@@ -38,12 +38,12 @@ def old_layout(stack, data_dir, monkeypatch):
         "AQSTREAM__CASSANDRA__HOST": stack.cfg.host,
         "AQSTREAM__CASSANDRA__PORT": str(stack.cfg.cassandra_port),
         "AQSTREAM__CASSANDRA__KEYSPACE": keyspace,
+        **stack_secrets_env(stack),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = load_config(environ=env)
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    session = cluster.connect()
+    cluster, session = cassandra_session(config)
     try:
         before = [path for path in cql_files() if path.name < "005"]
         assert [p.name[:3] for p in before] == ["001", "002", "003", "004"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 
-from cassandra.cluster import Cluster
 from kafka import KafkaProducer
 from pymongo import MongoClient
 from pyspark.errors import AnalysisException
 
+from jobs.cassandra_roles import grant_application_roles
 from jobs.kafka_auth import spark_kafka_options
 from stack.services import kafka_pipeline_config
+from tests.support.cassandra import cassandra_session, stack_config
 
 SINGLE_PARTITION = "com.mongodb.spark.sql.connector.read.partitioner.SinglePartitionPartitioner"
 
@@ -73,13 +74,14 @@ def test_mongo_connector_upserts_by_id(stack, spark):
 
 def test_cassandra_connector_writes_rows(stack, spark):
     table = f"t{uuid.uuid4().hex[:8]}"
-    cluster = Cluster([stack.cfg.host], port=stack.cfg.cassandra_port)
-    session = cluster.connect()
+    smoke = stack_config(stack, AQSTREAM__CASSANDRA__KEYSPACE="aqstream_smoke")
+    cluster, session = cassandra_session(smoke)
     try:
         session.execute(
             "CREATE KEYSPACE IF NOT EXISTS aqstream_smoke "
             "WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
         )
+        grant_application_roles(session, smoke)  # the tests' Spark logs in as the CDC job's role
         session.execute(f"CREATE TABLE aqstream_smoke.{table} (k text PRIMARY KEY, v double)")
         df = spark.createDataFrame([("x", 1.5), ("y", 2.5)], "k string, v double")
         # the connector's long-lived session learns of a keyspace created a moment ago by schema

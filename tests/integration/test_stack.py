@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from cassandra.cluster import Cluster
 from kafka import KafkaProducer
 from pymongo import MongoClient
 
 from jobs.topics import read_topic
 from stack.process import pid_alive
+from tests.support.cassandra import cassandra_session, stack_config
 
 
 def _kafka_roundtrip_produce(client: dict, topic: str, payload: bytes) -> None:
@@ -24,8 +24,7 @@ def _kafka_roundtrip_produce(client: dict, topic: str, payload: bytes) -> None:
 
 
 def _cassandra(stack):
-    cluster = Cluster([stack.cfg.host], port=stack.cfg.cassandra_port)
-    return cluster, cluster.connect()
+    return cassandra_session(stack_config(stack))
 
 
 def _mongo(stack) -> MongoClient:

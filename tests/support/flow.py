@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from cassandra.cluster import Cluster
 
 from jobs.config import load_config
 from jobs.kafka_acls import apply_acls
@@ -22,6 +21,7 @@ from jobs.transforms import raw_readings as T
 from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS
 from schemas.reading import POLLUTANT_FIELDS
 from stack import connector
+from tests.support.cassandra import cassandra_session
 from tests.support.cdc_events import NOWCAST_NAMES, aqi_mismatches, pandas_aggregates
 from tests.support.pipeline import REPO_ROOT, isolated_config
 
@@ -53,8 +53,7 @@ def isolated_flow(stack, tmp_path: Path, **overrides: str) -> Iterator[tuple]:
     apply_acls(config)  # on the CDC topic too, as `jobs.setup topics` does
     create_mongo_indexes(config)
     apply_cql(config)
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    session = cluster.connect()
+    cluster, session = cassandra_session(config)
     definition = debezium_connector(stack, config, f"t{tag}", name=f"aqstream-flow-{tag}")
     connector.register(stack.connect_url, definition)
     connector.wait_running(stack.connect_url, definition["name"])

@@ -19,6 +19,7 @@ from jobs.config import PipelineConfig, load_config
 from jobs.kafka_acls import apply_acls
 from jobs.kafka_auth import kafka_python_settings
 from jobs.setup import alerts_topic, apply_cql
+from tests.support.cassandra import cassandra_session, stack_secrets_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +60,7 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
         "AQSTREAM__PATHS__CDC_QUARANTINE": str(tmp_path / "cdc_quarantine"),
         # the jobs' Spark event logs beside the test's other files, not in the repo's .runs/spark-events
         "AQSTREAM__MONITORING__EVENT_LOG_DIR": str(tmp_path / "spark-events"),
+        **stack_secrets_env(stack),  # the roles' passwords this stack was set up with (.state-faults/secrets too)
         **{f"AQSTREAM__{k.upper()}": v for k, v in overrides.items()},
     }
     config = load_config(environ=env)
@@ -81,8 +83,6 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
 def isolated_cdc(stack, tmp_path: Path) -> Iterator[tuple[PipelineConfig, dict, object]]:
     """An isolated config (``isolated_config``) with its CDC topic created and its CQL applied, for a CDC job
     fed directly; yields (config, env, cassandra session) and drops the keyspace after."""
-    from cassandra.cluster import Cluster
-
     config, env = isolated_config(stack, tmp_path)
     admin = KafkaAdminClient(**kafka_python_settings(config, "admin"))
     try:
@@ -90,8 +90,7 @@ def isolated_cdc(stack, tmp_path: Path) -> Iterator[tuple[PipelineConfig, dict, 
     finally:
         admin.close()
     apply_cql(config)
-    cluster = Cluster([config.cassandra.host], port=config.cassandra.port)
-    session = cluster.connect()
+    cluster, session = cassandra_session(config)
     try:
         yield config, env, session
     finally:

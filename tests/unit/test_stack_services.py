@@ -13,7 +13,7 @@ import pytest
 
 from stack.config import StackConfig
 from stack.core import JAR_SETS
-from stack.secrets import ensure_secrets
+from stack.secret_files import ensure_secrets
 from stack.services import Kafka, StackError, kafka_random_uuid
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,6 +4,9 @@ The config holds references, so printing or logging it shows where each secret l
 :meth:`SecretRef.read` reads the secret when a component needs it, returns it as a pydantic ``SecretStr``
 (its repr and str are ``**********``) and has :mod:`jobs.redact` mask it in everything printed from then on.
 A secret that cannot be read fails with the config field's name and the variable or path.
+
+Not named ``secrets.py``: spark-submit runs a job as a script, with ``jobs/`` first on ``sys.path``, where that
+name would shadow the standard library's ``secrets`` (numpy imports ``randbits`` from it; pandas then fails).
 """
 
 from __future__ import annotations
