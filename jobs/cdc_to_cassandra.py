@@ -66,7 +66,6 @@ restart resumes from the last committed batch of each, and a replayed batch rewr
 
 from __future__ import annotations
 
-import atexit
 import logging
 import sys
 import time
@@ -208,7 +207,7 @@ def recompute_aggregates(
 
 class LazyStore:
     """The job's :class:`CdcStore`, connected on the first recompute (on the driver, in the batch
-    thread) and kept for the job's life; closed when the process exits."""
+    thread) and kept until the query's writer is closed (``jobs.runner.await_all``)."""
 
     def __init__(self, config: PipelineConfig):
         self.config = config
@@ -217,8 +216,12 @@ class LazyStore:
     def get(self) -> CdcStore:
         if self._store is None:
             self._store = with_retries("cassandra session", lambda: CdcStore.connect(self.config))
-            atexit.register(self._store.close)
         return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            store.close()
 
 
 # --- the readings query -----------------------------------------------------------------------------------
@@ -242,6 +245,11 @@ class CdcBatchWriter:
         self.store = LazyStore(config)
         self.checkpoint = config.paths.checkpoint(QUERY_NAME)
         self._query_id: str | None = None
+
+    def close(self) -> None:
+        self.store.close()
+        if self.alerts is not None:
+            self.alerts.close()
 
     def __call__(self, changes: DataFrame, batch_id: int) -> None:
         # not persisted: the usual batch is one job, and caching it cost more than the rare patch,
@@ -356,6 +364,10 @@ class AggregatesBatchWriter:
         self.poll_s = poll_s
         self.alerts = alerts_sender(config)
         self.store = LazyStore(config)
+
+    def close(self) -> None:
+        self.store.close()
+        self.alerts.close()
 
     def __call__(self, changes: DataFrame, batch_id: int) -> None:
         spark = changes.sparkSession

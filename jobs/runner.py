@@ -118,7 +118,21 @@ def start_foreach_batch(
         interval = trigger_interval or config.streaming.trigger_interval
         writer = writer.trigger(processingTime=interval)
         progress.REGISTRY.set_trigger(name, interval_seconds(interval))
-    return writer.start()
+    query = writer.start()
+    _BATCH_WRITERS[query.id] = write_batch
+    return query
+
+
+# each running query's batch function, closed by await_all once the query has stopped: a writer that holds
+# a connection (the CDC job's Cassandra session) shuts it down then, not at interpreter exit, where the
+# driver's scheduler thread would outlive the thread pools it submits to
+_BATCH_WRITERS: dict[str, Callable[[DataFrame, int], None]] = {}
+
+
+def _close_writer(query: StreamingQuery) -> None:
+    close = getattr(_BATCH_WRITERS.pop(query.id, None), "close", None)
+    if close is not None:
+        close()
 
 
 def await_all(queries: list[StreamingQuery], timeout_s: float | None = None) -> None:
@@ -143,6 +157,7 @@ def await_all(queries: list[StreamingQuery], timeout_s: float | None = None) -> 
     finally:
         for query in queries:
             query.stop()
+            _close_writer(query)
 
 
 def run_job(
