@@ -451,7 +451,8 @@ class MongoDB(Service):
     def implementation(self) -> str:
         if self.use_mongod:
             return "mongod (real MongoDB, replica set " + self.cfg.mongo_replica_set + ")"
-        return "mongo-java-server (Java stand-in, see stack/mongo-server/README.md)"
+        # it answers no authentication command: say so wherever the stack is listed (docs/security.md)
+        return "mongo-java-server (Java stand-in, see stack/mongo-server/README.md; authentication NOT enforced)"
 
     @property
     def marker(self) -> str:

@@ -121,3 +121,11 @@ def test_a_storage_formatted_before_authentication_is_named_with_how_to_recreate
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "was formatted without SCRAM credentials for aqstream-admin, aqstream-cdc-to-cassandra" in done.stderr
     assert f"remove {tmp_path / 'state' / 'kafka'}" in done.stderr
+
+
+def test_status_says_the_mongodb_stand_in_enforces_no_authentication(tmp_path):
+    """The Java stand-in answers no authentication command: `stack status` must not let anyone think otherwise."""
+    from stack.services import MongoDB
+
+    stand_in = MongoDB(StackConfig(state_dir=tmp_path, mongo_impl="java"), None)
+    assert "authentication NOT enforced" in stand_in.implementation
