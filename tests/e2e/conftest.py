@@ -21,6 +21,7 @@ DEMO_BATCH_LIMIT = "500"
 class DemoRun:
     started: float  # unix seconds
     stdout: str
+    stderr: str
 
 
 @pytest.fixture(scope="session")
@@ -36,4 +37,4 @@ def demo(stack) -> DemoRun:
         timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return DemoRun(started, done.stdout)
+    return DemoRun(started, done.stdout, done.stderr)
