@@ -402,3 +402,44 @@ def test_every_keyed_statement_of_the_aggregates_side_names_its_whole_partition_
             assert sorted(bound) == sorted(partition_key), (name, bound, partition_key)
     finally:
         store.close()
+
+
+def test_a_write_of_many_rows_goes_in_single_partition_batches_and_lands_whole(cdc_env):
+    """``CdcStore`` writes the bindings of one partition in unlogged batches of at most ``BATCH_ROWS``
+    (no batch spans two partitions: that would cost the coordinator a fan-out), and every row lands."""
+    from datetime import datetime, timedelta
+
+    from jobs.cdc_store import BATCH_ROWS, CdcStore, partition_batches
+    from schemas.cassandra import window_bucket
+
+    config, _, session = cdc_env
+    first = datetime(2014, 3, 1)
+    hours = {"batch-a": BATCH_ROWS * 2 + 3, "batch-b": 1}  # one partition each: (station, 1h, bucket)
+    assert len({window_bucket("1h", first + timedelta(hours=h)) for h in range(hours["batch-a"])}) == 1
+    store = CdcStore.connect(config)
+    try:
+        statement = store.prepared["upsert_window"]
+        columns = [c.name for c in statement.column_metadata]
+        rows = [
+            dict.fromkeys(columns)
+            | {
+                "station_id": station,
+                "window_size": "1h",
+                "window_start": first + timedelta(hours=h),
+                "bucket": window_bucket("1h", first + timedelta(hours=h)),
+            }
+            for station, n in hours.items()
+            for h in range(n)
+        ]
+        batches = partition_batches(statement, [[r[c] for c in columns] for r in rows])
+        assert sorted(len(b._statements_and_parameters) for b in batches) == [1, 3, BATCH_ROWS, BATCH_ROWS]
+        store.upsert_windows(rows)
+        table = f"{config.cassandra.keyspace}.{config.cassandra.aggregates_table}"
+        for station, n in hours.items():
+            stored = session.execute(
+                f"SELECT window_start FROM {table} WHERE station_id = %s AND window_size = '1h' AND bucket = %s",
+                (station, window_bucket("1h", first)),
+            )
+            assert len(list(stored)) == n, station
+    finally:
+        store.close()
