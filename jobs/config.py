@@ -112,8 +112,8 @@ class KafkaConfig(_Section):
     # the Kafka source's minPartitions: split a backlog's offset ranges into at least this many Spark
     # tasks (more than the topic's partitions: spreads one batch over more executors); unset: one per partition
     min_partitions: int | None = Field(default=None, ge=1)
-    # how every client authenticates (docs/security.md): SASL/SCRAM on the local broker; PLAINTEXT only for a
-    # broker without authentication (the docker compose one). TLS (SASL_SSL) is documented, not wired here.
+    # how every client authenticates (docs/security.md): SASL/SCRAM on the local stack's and docker compose's
+    # brokers; PLAINTEXT only for a broker of your own without it. TLS (SASL_SSL) is documented, not wired here.
     security_protocol: Literal["SASL_PLAINTEXT", "PLAINTEXT"] = "SASL_PLAINTEXT"
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
 

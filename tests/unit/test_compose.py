@@ -215,7 +215,7 @@ def secret_variables() -> list[str]:
 
 def test_dotenv_example_names_secrets_without_values():
     names = secret_variables()
-    assert len(names) >= 8, names  # 4 Kafka principals, 2 Cassandra roles, 2 MongoDB users
+    assert len(names) >= 10, names  # 5 Kafka principals, 3 Cassandra roles, 2 MongoDB users
     for key, value in dotenv().items():
         if CREDENTIAL_NAME.search(key):
             assert value == "", f".env.example: {key} has a value"
@@ -298,3 +298,256 @@ def test_connector_init_registers_the_committed_connector_against_the_mongodb_se
     replica_set = re.search(r"_id: '(\w+)'", " ".join(config["services"]["mongodb"]["healthcheck"]["test"]))
     assert replica_set and replica_set[1] == "rs0"
     assert "rs0" in config["services"]["mongodb"]["command"]
+
+
+# --- Kafka: SASL/SCRAM and ACLs, as on the local stack's broker (docs/security.md) ---
+
+# the services whose pipeline config is a Kafka client, and the principal each logs in as
+KAFKA_CLIENTS = {
+    "setup": "admin",
+    "raw-to-mongo": "raw_to_mongo",
+    "cdc-to-cassandra": "cdc_to_cassandra",
+    "collector": "collector",
+    "collector-openmeteo": "collector",
+}
+# the image's own variables, which its KafkaDockerWrapper does not make server settings
+IMAGE_VARIABLES = {
+    "KAFKA_VERSION", "KAFKA_HEAP_OPTS", "KAFKA_LOG4J_OPTS", "KAFKA_OPTS", "KAFKA_JMX_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS", "KAFKA_LOG4J_ROOT_LOGLEVEL", "KAFKA_LOG4J_LOGGERS",
+    "KAFKA_TOOLS_LOG4J_LOGLEVEL", "KAFKA_JMX_HOSTNAME",
+}  # fmt: skip
+KAFKA_START = REPO_ROOT / "conf" / "compose" / "kafka-start.sh"
+CONNECT_START = REPO_ROOT / "conf" / "compose" / "connect-start.sh"
+
+
+def env_file_values(env_file: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and line[0] != "#")
+
+
+def pipeline_defaults():
+    """conf/pipeline.toml with no override: what the suite's clients do unless a container says otherwise."""
+    from jobs.config import load_config
+
+    return load_config(environ={})
+
+
+def kafka_user(who: str) -> str:
+    from jobs.config import CredentialsConfig
+
+    return getattr(CredentialsConfig(), f"kafka_user_{who}")
+
+
+def image_server_properties(environment: dict[str, str]) -> dict[str, str]:
+    """server.properties as the apache/kafka image writes it from a container's environment (its
+    KafkaDockerWrapper: KAFKA_SASL_ENABLED_MECHANISMS → sasl.enabled.mechanisms; '__' → '_', '___' → '-')."""
+    return {
+        key.removeprefix("KAFKA_").lower().replace("_", ".").replace("...", "-").replace("..", "_"): value
+        for key, value in environment.items()
+        if key.startswith("KAFKA_") and key not in IMAGE_VARIABLES
+    }
+
+
+def listeners(value: str) -> dict[str, tuple[str, int]]:
+    """``NAME://host:port,…`` → {NAME: (host, port)}."""
+    found = {}
+    for item in value.split(","):
+        name, address = item.split("://")
+        host, port = address.rsplit(":", 1)
+        found[name] = (host, int(port))
+    return found
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_no_container_turns_kafka_authentication_off(config):
+    pipeline = pipeline_defaults()
+    assert pipeline.kafka.security_protocol == "SASL_PLAINTEXT"
+    for name, service in config["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if key.endswith("SECURITY_PROTOCOL"):
+                assert value == "SASL_PLAINTEXT", f"{name}: {key}={value}"
+    from jobs.config import load_config
+
+    for name in KAFKA_CLIENTS:
+        kafka = load_config(environ=config["services"][name]["environment"]).kafka
+        assert (kafka.security_protocol, kafka.sasl_mechanism) == ("SASL_PLAINTEXT", pipeline.kafka.sasl_mechanism)
+
+
+def test_every_kafka_client_logs_in_as_its_own_principal(config, env_file):
+    """Each client container resolves its principal's password from its own environment (the .env value),
+    and holds no other principal's."""
+    from jobs.config import load_config
+
+    services = config["services"].items()
+    clients = {name for name, s in services if "AQSTREAM__KAFKA__BOOTSTRAP_SERVERS" in s.get("environment", {})}
+    assert clients == set(KAFKA_CLIENTS), "a new Kafka client service: say which principal it is"
+    dotenv_values = env_file_values(env_file)
+    for name, who in KAFKA_CLIENTS.items():
+        environment = config["services"][name]["environment"]
+        login = load_config(environ=environment).credentials.login("kafka", who, environ=environment)
+        variable = f"KAFKA_{who.upper()}_PASSWORD"
+        assert (login.username, login.password.get_secret_value()) == (kafka_user(who), dotenv_values[variable])
+        kafka_secrets = {k for k in environment if k.startswith("KAFKA_") and CREDENTIAL_NAME.search(k)}
+        assert kafka_secrets == {variable}, f"{name} holds {sorted(kafka_secrets)}"
+
+
+def test_the_broker_takes_only_scram_logins_and_authorizes_by_acl(config):
+    broker = config["services"]["kafka"]
+    settings = image_server_properties(broker["environment"])
+    mechanism = pipeline_defaults().kafka.sasl_mechanism
+    protocols = dict(pair.split(":") for pair in settings["listener.security.protocol.map"].split(","))
+    controller = settings["controller.listener.names"]
+    bound = listeners(settings["listeners"])
+    # every listener a client can reach authenticates; the controller's (whose ANONYMOUS is a super user)
+    # is unreachable from outside the container
+    for name in [*bound, *listeners(settings["advertised.listeners"])]:
+        if name != controller:
+            assert protocols[name] == "SASL_PLAINTEXT", f"listener {name}: {protocols[name]}"
+    assert bound[controller][0] == "127.0.0.1"
+    voters = [voter.split("@")[1] for voter in settings["controller.quorum.voters"].split(",")]
+    assert all(voter.startswith("127.0.0.1:") for voter in voters), voters
+    assert protocols[settings["inter.broker.listener.name"]] == "SASL_PLAINTEXT"
+    assert settings["sasl.enabled.mechanisms"] == settings["sasl.mechanism.inter.broker.protocol"] == mechanism
+    assert settings["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert settings["allow.everyone.if.no.acl.found"] == "false"
+    assert set(settings["super.users"].split(";")) == {f"User:{kafka_user('admin')}", "User:ANONYMOUS"}
+    # the start script's principals: every one of the suite's, each with its .env variable
+    from jobs.config import KAFKA_PRINCIPALS
+
+    scram_users = dict(entry.split("=") for entry in broker["environment"]["AQSTREAM_SCRAM_USERS"].split())
+    assert scram_users == {kafka_user(who): f"KAFKA_{who.upper()}_PASSWORD" for who in KAFKA_PRINCIPALS}
+    assert broker["environment"]["AQSTREAM_KAFKA_ADMIN"] == kafka_user("admin")
+    assert broker["command"] == ["bash", "/opt/aqstream/compose/kafka-start.sh"]
+    mounts = [(Path(v["source"]), v["target"], v.get("read_only")) for v in broker["volumes"] if v["type"] == "bind"]
+    assert mounts == [(KAFKA_START.parent, "/opt/aqstream/compose", True)]
+    # the healthcheck logs in as the admin, with the client properties the start script writes
+    assert "--command-config /etc/kafka/secrets/admin-client.properties" in broker["healthcheck"]["test"][1]
+
+
+@pytest.fixture
+def fake_kafka_image(tmp_path) -> Path:
+    """The apache/kafka image's paths the start script uses: a kafka-storage.sh that records its arguments and
+    configuration and formats (writes meta.properties in log.dirs), and a run that records its environment."""
+    home = tmp_path / "kafka"
+    (home / "bin").mkdir(parents=True)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "data").mkdir()
+    storage = home / "bin" / "kafka-storage.sh"
+    storage.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$@" > {tmp_path}/format-args\n'
+        'while [ $# -gt 0 ]; do [ "$1" = --config ] && cp "$2" ' + f"{tmp_path}/format.properties; shift; done\n"
+        f"echo cluster.id=x > {tmp_path}/data/meta.properties\n"
+    )
+    run = home / "run"
+    run.write_text(f"#!/bin/sh\nenv > {tmp_path}/run-env\n")
+    for script in (storage, run):
+        script.chmod(0o755)
+    return tmp_path
+
+
+def start_broker(config, root: Path) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **config["services"]["kafka"]["environment"],
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "KAFKA_LOG_DIRS": str(root / "data"),
+        "AQSTREAM_KAFKA_HOME": str(root / "kafka"),
+        "AQSTREAM_KAFKA_SECRETS": str(root / "secrets"),
+        "AQSTREAM_KAFKA_RUN": str(root / "kafka" / "run"),
+    }
+    return subprocess.run(["bash", str(KAFKA_START)], env=environment, capture_output=True, text=True, timeout=30)
+
+
+def test_the_broker_start_formats_the_storage_with_every_principals_scram_credentials(
+    config, env_file, fake_kafka_image
+):
+    from jobs.config import KAFKA_PRINCIPALS, Login
+    from jobs.kafka_auth import jaas_config, java_client_properties
+
+    root, passwords = fake_kafka_image, env_file_values(env_file)
+    broker = config["services"]["kafka"]["environment"]
+    mechanism = pipeline_defaults().kafka.sasl_mechanism
+    started = start_broker(config, root)
+    assert started.returncode == 0, started.stderr
+    arguments = (root / "format-args").read_text().splitlines()
+    assert arguments[:3] == ["format", "--cluster-id", broker["CLUSTER_ID"]]
+    scram = {arguments[i + 1] for i, arg in enumerate(arguments) if arg == "--add-scram"}
+    assert scram == {
+        f"{mechanism}=[name={kafka_user(who)},password={passwords[f'KAFKA_{who.upper()}_PASSWORD']}]"
+        for who in KAFKA_PRINCIPALS
+    }
+    # formatted with the very settings the image renders for the broker, on the data volume
+    formatted = read_properties(root / "format.properties")
+    rendered = image_server_properties({**broker, "KAFKA_LOG_DIRS": str(root / "data")})
+    assert formatted == {key: rendered[key] for key in formatted}
+    assert formatted["log.dirs"] == str(root / "data") and formatted["node.id"] == broker["KAFKA_NODE_ID"]
+
+    # the broker's login and the healthcheck's: the admin's, as jobs/kafka_auth.py writes a SCRAM login
+    admin = Login(username=kafka_user("admin"), password=passwords["KAFKA_ADMIN_PASSWORD"])
+    jaas = root / "secrets" / "kafka_server_jaas.conf"
+    assert jaas.read_text() == f"KafkaServer {{\n  {jaas_config(admin)}\n}};\n"
+    client = root / "secrets" / "admin-client.properties"
+    assert read_properties(client) == java_client_properties(pipeline_defaults().kafka, admin)
+    assert all(path.stat().st_mode & 0o077 == 0 for path in (jaas, client))
+
+    # the image's start gets the JAAS file and no password: it would make each KAFKA_ variable a setting
+    handed_over = dict(line.split("=", 1) for line in (root / "run-env").read_text().splitlines() if "=" in line)
+    assert f"-Djava.security.auth.login.config={jaas}" in handed_over["KAFKA_OPTS"].split()
+    secrets = {value for key, value in passwords.items() if CREDENTIAL_NAME.search(key)}
+    leaked = {key for key, value in handed_over.items() if value in secrets}
+    assert not leaked, f"the image's start still has {sorted(leaked)}"
+
+    # a restart: the storage is formatted, nothing is formatted again
+    (root / "format-args").unlink()
+    (root / "run-env").unlink()
+    assert start_broker(config, root).returncode == 0
+    assert not (root / "format-args").exists() and (root / "run-env").exists()
+
+
+def test_the_broker_refuses_a_storage_formatted_without_scram_credentials(config, fake_kafka_image):
+    root = fake_kafka_image
+    (root / "data" / "meta.properties").write_text("cluster.id=x\n")  # e.g. the PLAINTEXT broker's volume
+    started = start_broker(config, root)
+    assert started.returncode != 0
+    assert "kafka-data" in started.stderr and "docker volume rm" in started.stderr
+    from jobs.config import KAFKA_PRINCIPALS
+
+    assert all(kafka_user(who) in started.stderr for who in KAFKA_PRINCIPALS)
+    assert not (root / "run-env").exists() and not (root / "format-args").exists()
+
+
+def test_connect_logs_in_as_connect_for_itself_and_its_connectors(config, env_file, tmp_path):
+    from jobs.config import Login
+    from jobs.kafka_auth import java_client_properties
+
+    connect = config["services"]["connect"]
+    assert connect["depends_on"]["setup"]["condition"] == "service_completed_successfully", "its ACLs first"
+    worker = tmp_path / "worker"
+    worker.write_text(f'#!/bin/sh\nenv > {tmp_path}/worker-env\necho "$1" > {tmp_path}/worker-args\n')
+    worker.chmod(0o755)
+    properties = tmp_path / "connect.properties"
+    environment = {
+        **connect["environment"],
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AQSTREAM_CONNECT_PROPERTIES": str(properties),
+        "AQSTREAM_CONNECT_COMMAND": str(worker),
+    }
+    started = subprocess.run(["bash", str(CONNECT_START)], env=environment, capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    assert (tmp_path / "worker-args").read_text().strip() == str(properties)
+    written = read_properties(properties)
+    login = Login(username=kafka_user("connect"), password=env_file_values(env_file)["KAFKA_CONNECT_PASSWORD"])
+    security = java_client_properties(pipeline_defaults().kafka, login)
+    assert len(security) == 3
+    for prefix in ("", "producer.", "consumer.", "admin."):
+        assert {key: written.get(prefix + key) for key in security} == security, f"{prefix or 'worker'} settings"
+    assert (written["bootstrap.servers"], written["rest.advertised.host.name"]) == ("kafka:9092", "connect")
+    assert properties.stat().st_mode & 0o077 == 0
+    assert "KAFKA_CONNECT_PASSWORD" not in (tmp_path / "worker-env").read_text()
+    # the compose worker has every setting of the local stack's (conf/stack/connect-distributed.properties)
+    stack = REPO_ROOT / "conf" / "stack" / "connect-distributed.properties"
+    stack_keys = {line.split("=", 1)[0] for line in stack.read_text().splitlines() if "=" in line and line[0] != "#"}
+    assert stack_keys <= set(written)

@@ -255,9 +255,10 @@ def test_stack_secrets_writes_dotenv_without_printing_a_secret(tmp_path, capsys,
     printed = capsys.readouterr().out
     written = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines() if "=" in line)
     files = list((tmp_path / "state" / "secrets").iterdir())
-    # .env holds every generated secret compose uses (compose's set-up creates each Cassandra role, the reader's
-    # too), not the Kafka admin's: compose's broker has no SASL yet
-    generated = {dotenv_name(p.name): p.read_text().strip() for p in files if p.name != "kafka_admin"}
+    # .env holds every generated secret, each one compose uses: the Kafka admin's (the broker's super user and
+    # set-up), every other principal's, each Cassandra role's (set-up creates them, the reader's too), MongoDB's
+    generated = {dotenv_name(p.name): p.read_text().strip() for p in files}
+    assert "KAFKA_ADMIN_PASSWORD" in generated
     assert set(generated) <= set(read_dotenv(REPO_ROOT / ".env.example"))
     assert {k: v for k, v in written.items() if k.endswith("_PASSWORD")} == generated
     assert not any(p.read_text().strip() in printed for p in files)
