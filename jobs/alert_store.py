@@ -45,10 +45,10 @@ def apply_alert_changes(
     upserts = [{**alert, "updated_at": updated_at} for status, alert in changes if status != AL.RETRACTED]
     retracted = [alert for status, alert in changes if status == AL.RETRACTED]
     with times.step("write alerts"):
-        if upserts:
-            with_retries("cassandra alerts upsert", lambda: store.upsert_alerts(upserts))
+        if upserts:  # the store retries each statement itself
+            store.upsert_alerts(upserts)
         if retracted:
-            with_retries("cassandra alerts delete", lambda: store.delete_alerts(retracted))
+            store.delete_alerts(retracted)
 
 
 def status_counts(changes: list[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:

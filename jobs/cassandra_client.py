@@ -14,7 +14,7 @@ from typing import Any
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import dict_factory
 
 from jobs.config import CassandraConfig, CassandraRole, Login, PipelineConfig
@@ -60,6 +60,9 @@ def connect_as(
         connect_timeout=timeout_s,
         control_connection_timeout=timeout_s,
         auth_provider=auth,
+        # a node that went down is tried again within 10 s of its return (the driver's default waits up to
+        # 600 s between tries, longer than any caller's retry budget: jobs.cdc_store.ATTEMPTS)
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=10.0),
     )
     try:
         return cluster, cluster.connect(keyspace)

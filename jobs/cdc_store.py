@@ -31,6 +31,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from jobs import cassandra_client
 from jobs.config import CassandraConfig, PipelineConfig
+from jobs.sinks import with_retries
 from jobs.transforms import aggregates as A
 from jobs.transforms import alerts as AL
 from jobs.transforms.stations import STATION_FIELDS
@@ -55,6 +56,11 @@ from schemas.reading import POLLUTANT_FIELDS
 Row = dict[str, Any]
 # requests in flight at once: enough to keep one node's native transport busy, few enough for its queue
 CONCURRENCY = 64
+# attempts of each step (and of the session): a statement fails at once while Cassandra is down
+# (connection refused), where a connector job first spends its own retries. 7 attempts wait
+# 2 + 4 + ... + 64 = 126 s: a node restart is ridden through (the fault suite stops Cassandra for 30 s,
+# and it takes about as long again to start), a longer outage fails the batch loudly, naming the step
+ATTEMPTS = 7
 # statements per single-partition unlogged batch: 20,000 aggregate upserts took 4.5-7.8 s as single
 # statements, 1.1-1.5 s in batches of 20 and no faster in batches of 50 (docs/streaming.md); small
 # enough to stay far from Cassandra's batch-size failure threshold (50 KiB)
@@ -133,17 +139,26 @@ class CdcStore:
 
     def _each(self, name: str, bindings: Iterable[Sequence[Any]]) -> list[list[Row]]:
         """The rows of each binding of statement ``name`` (all pages), in the bindings' order."""
-        results = execute_concurrent_with_args(
-            self.session, self.prepared[name], list(bindings), concurrency=CONCURRENCY, raise_on_first_error=True
-        )
-        return [list(result) for _, result in results]
+        bindings = list(bindings)
+
+        def read() -> list[list[Row]]:
+            results = execute_concurrent_with_args(
+                self.session, self.prepared[name], bindings, concurrency=CONCURRENCY, raise_on_first_error=True
+            )
+            return [list(result) for _, result in results]
+
+        return with_retries(f"cassandra {name}", read, attempts=ATTEMPTS)
 
     def _run(self, name: str, bindings: Iterable[Sequence[Any]]) -> None:
         """Write statement ``name`` once per binding: the bindings of one partition in unlogged batches."""
         statement = self.prepared[name]
         requests = [(request, ()) for request in partition_batches(statement, bindings)]
-        if requests:
-            execute_concurrent(self.session, requests, concurrency=CONCURRENCY, raise_on_first_error=True)
+        if requests:  # upserts and deletes by key: a retry writes the same rows again
+            with_retries(
+                f"cassandra {name}",
+                lambda: execute_concurrent(self.session, requests, concurrency=CONCURRENCY, raise_on_first_error=True),
+                attempts=ATTEMPTS,
+            )
 
     def _upsert(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
         columns = self.prepared[name].column_metadata

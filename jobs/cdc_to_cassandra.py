@@ -81,7 +81,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs.alert_store import alerts_sender, apply_alert_changes, status_counts
-from jobs.cdc_store import CdcStore
+from jobs.cdc_store import ATTEMPTS, CdcStore
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
 from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
@@ -191,10 +191,10 @@ def recompute_aggregates(
     changed_rows = A.changed_rows(rows, stored)
     emptied = A.emptied_windows(windows, rows, stored)
     with times.step("write aggregates"):
-        if changed_rows:
-            with_retries("cassandra aggregates upsert", lambda: store.upsert_windows(changed_rows))
+        if changed_rows:  # the store retries each step itself
+            store.upsert_windows(changed_rows)
         if emptied:
-            with_retries("cassandra aggregates delete", lambda: store.delete_windows(emptied))
+            store.delete_windows(emptied)
     with times.step("read alerts"):
         stored_alerts = store.stored_alerts(AL.alert_keys(hours))
     alert_changes = AL.alert_changes(current_alerts, stored_alerts)
@@ -215,7 +215,7 @@ class LazyStore:
 
     def get(self) -> CdcStore:
         if self._store is None:
-            self._store = with_retries("cassandra session", lambda: CdcStore.connect(self.config))
+            self._store = with_retries("cassandra session", lambda: CdcStore.connect(self.config), attempts=ATTEMPTS)
         return self._store
 
     def close(self) -> None:

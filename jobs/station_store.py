@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from jobs.cdc_store import CdcStore
-from jobs.sinks import with_retries
 from jobs.transforms.stations import registry_rows
 
 
@@ -17,6 +16,6 @@ def update_registry(store: CdcStore, readings: list[Mapping[str, Any]], updated_
     if not readings:  # every reading of the batch's days deleted: nothing to say about any station
         return 0
     rows = registry_rows(readings, store.registry(), updated_at)
-    if rows:
-        with_retries("cassandra stations upsert", lambda: store.upsert_stations(rows))
+    if rows:  # the store retries itself
+        store.upsert_stations(rows)
     return len(rows)
