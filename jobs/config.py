@@ -120,6 +120,9 @@ class KafkaConfig(_Section):
 
 class MongoConfig(_Section):
     uri: str = Field(pattern=r"^mongodb(\+srv)?://")
+    # true: every client logs in as its own user ([credentials] mongo_user_*; jobs/mongo_auth.py), which a real
+    # mongod started by the stack requires (it runs with --auth); false: no login (the Java stand-in cannot log in)
+    authentication: bool = False
     database: str = Field(min_length=1)
     collection: str = Field(min_length=1)
     max_batch_size: int = Field(default=512, gt=0)
@@ -315,6 +318,8 @@ KAFKA_PRINCIPALS = ("admin", "collector", "raw_to_mongo", "cdc_to_cassandra", "c
 # reader: read-only (the dashboard, jobs.report). jobs.setup grants them (jobs/cassandra_roles.py)
 CASSANDRA_ROLES = ("admin", "cdc", "reader")
 CassandraRole = Literal["admin", "cdc", "reader"]
+# raw_to_mongo: readWrite on the pipeline's database; debezium: what Debezium's MongoDB connector needs for change
+# streams. A real mongod of the stack gets them (stack/mongo_users.py), made by its own admin (a stack secret)
 MONGO_USERS = ("raw_to_mongo", "debezium")
 
 

@@ -35,6 +35,7 @@ from pyspark.sql.streaming import StreamingQuery
 from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
 from jobs.kafka_auth import spark_kafka_options
+from jobs.mongo_auth import mongo_uri
 from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
 from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
@@ -86,6 +87,8 @@ class RawBatchWriter:
     def __init__(self, config: PipelineConfig):
         self.config = config
         self.query_id = QueryId(config.paths.checkpoint(QUERY_NAME))
+        # read once, at start: a missing secret fails the job before its first batch
+        self.mongo_uri = mongo_uri(config, "raw_to_mongo")
 
     def __call__(self, kafka_rows: DataFrame, batch_id: int) -> None:
         checked = check_records(kafka_rows, self.config).persist()
@@ -109,7 +112,7 @@ class RawBatchWriter:
         unique = T.drop_duplicate_readings(T.valid_readings(observed, READING_SCHEMA))
         documents = T.to_mongo_documents(unique).observe(written, F.count(F.lit(1)).alias("unique"))
         with times.step("mongo"):
-            with_retries("mongo upsert", lambda: upsert_mongo(documents, cfg.mongo))
+            with_retries("mongo upsert", lambda: upsert_mongo(documents, cfg.mongo, self.mongo_uri))
         rows_in, n_valid = arrived.get["rows_in"], arrived.get["valid"]
         n_unique, n_quarantined = written.get["unique"], rows_in - n_valid
         reasons = {code: arrived.get[code] for code in T.REASON_CODES if arrived.get[code]}

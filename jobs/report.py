@@ -16,6 +16,7 @@ from typing import Any
 
 from jobs.config import PipelineConfig, load_config_or_report
 from jobs.kafka_auth import kafka_python_settings
+from jobs.mongo_auth import mongo_uri
 from jobs.redact import install_excepthook, redact
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
@@ -32,7 +33,7 @@ def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
         "kafka_quarantine": topic_size(admin, kafka.quarantine_topic),
         "kafka_cdc": topic_size(admin, kafka.cdc_topic),
     }
-    client = MongoClient(config.mongo.uri, serverSelectionTimeoutMS=10000)
+    client = MongoClient(mongo_uri(config, "raw_to_mongo"), serverSelectionTimeoutMS=10000)
     try:
         collection = client[config.mongo.database][config.mongo.collection]
         counts["mongo_documents"] = collection.count_documents({})

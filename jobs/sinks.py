@@ -43,12 +43,13 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-def upsert_mongo(documents: DataFrame, mongo: MongoConfig) -> None:
-    """Replace-or-insert each document by ``_id`` through the Mongo Spark Connector (never drops)."""
+def upsert_mongo(documents: DataFrame, mongo: MongoConfig, uri: str) -> None:
+    """Replace-or-insert each document by ``_id`` through the Mongo Spark Connector (never drops). ``uri``: the
+    job's connection string, with its login when ``mongo.authentication`` is on (jobs/mongo_auth.py)."""
     (
         documents.write.format("mongodb")
         .mode("append")
-        .option("connection.uri", mongo.uri)
+        .option("connection.uri", uri)
         .option("database", mongo.database)
         .option("collection", mongo.collection)
         .option("operationType", "replace")

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 
 from jobs.redact import redact
-from stack.config import REPO_ROOT
+from stack.config import REPO_ROOT, StackConfig
 
 DEFAULT_CONNECTOR_FILE = REPO_ROOT / "conf" / "debezium" / "mongodb-readings.json"
 
@@ -19,11 +19,29 @@ class ConnectorError(RuntimeError):
     pass
 
 
-def load_connector(path: Path = DEFAULT_CONNECTOR_FILE, overrides: dict[str, str] | None = None) -> dict[str, Any]:
-    """The committed connector definition, with ``overrides`` applied to its config."""
+def load_connector(
+    path: Path = DEFAULT_CONNECTOR_FILE,
+    overrides: dict[str, str] | None = None,
+    login: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The committed connector definition, with Debezium's MongoDB ``login`` (:func:`mongo_login`) and then
+    ``overrides`` applied to its config."""
     definition = json.loads(path.read_text())
-    config = {**definition["config"], **(overrides or {})}
+    config = {**definition["config"], **(login or {}), **(overrides or {})}
     return {"name": config.pop("name", definition["name"]), "config": config}
+
+
+def mongo_login(stack_cfg: StackConfig) -> dict[str, str]:
+    """Debezium's MongoDB user and password for the connector's config, from the pipeline config and this stack's
+    secrets: nothing unless ``mongo.authentication`` is on (jobs/mongo_auth.py)."""
+    from jobs.config import ConfigError
+    from jobs.mongo_auth import debezium_connector_login
+    from stack.services import kafka_pipeline_config
+
+    try:
+        return debezium_connector_login(kafka_pipeline_config(stack_cfg, service="connector"))
+    except ConfigError as exc:
+        raise ConnectorError(f"connector: {exc}") from None
 
 
 def register(connect_url: str, definition: dict[str, Any], timeout_s: float = 30.0) -> str:

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         step("Topics, MongoDB indexes, Cassandra schema")
         run([PY, "-m", "jobs.setup", "all"])
         step("Debezium MongoDB connector")
-        definition = connector.load_connector()
+        definition = connector.load_connector(login=connector.mongo_login(stack.cfg))
         print(f"  {definition['name']}: {connector.register(stack.connect_url, definition)}")
         connector.wait_running(stack.connect_url, definition["name"])
         step("Replaying recorded real readings through the collectors")

@@ -9,6 +9,7 @@ every run of the stack, the jobs and the tests sees the same secrets. :func:`wri
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -53,6 +54,27 @@ def ensure_secrets(
         remember(path.read_text().strip())
         files[name] = path
     return files
+
+
+# mongod's keyfile: 756 random bytes in standard base64, 1008 characters (mongod takes 6 to 1024 characters of the
+# base64 set, and a file without group or world permissions); as MongoDB's tutorial makes it, `openssl rand -base64 756`
+KEYFILE_BYTES = 756
+
+
+def ensure_keyfile(path: Path, random_bytes: Callable[[int], bytes] = os.urandom) -> Path:
+    """The keyfile a real mongod with ``--auth`` and a replica set is started with (``--keyFile``): generated once,
+    mode 0400 (only its owner may read it), never overwritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(base64.b64encode(random_bytes(KEYFILE_BYTES)).decode() + "\n")
+    remember(path.read_text().strip())
+    return path
 
 
 def remember_generated(folder: Path) -> None:

@@ -12,9 +12,11 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
+from jobs.mongo_auth import AUTH_SOURCE
 from jobs.redact import redact
 from stack.config import REPO_ROOT, StackConfig
 from stack.process import pid_alive, port_taken, rss_bytes, start_detached, stop_pid, wait_exec
@@ -197,7 +199,7 @@ class Service:
             )
 
 
-def kafka_pipeline_config(cfg: StackConfig):
+def kafka_pipeline_config(cfg: StackConfig, service: str = "kafka"):
     """The pipeline config (conf/pipeline.toml and its overrides) pointed at this stack's broker and at the
     secrets this stack generated (``<state_dir>/secrets``, unless AQSTREAM__CREDENTIALS__SECRETS_DIR says
     otherwise): the logins and topics the broker and Kafka Connect are set up with. The jobs and tests run
@@ -207,7 +209,7 @@ def kafka_pipeline_config(cfg: StackConfig):
     try:
         config = load_config()
     except ConfigError as exc:
-        raise StackError(f"kafka: cannot read the pipeline config: {exc}") from None
+        raise StackError(f"{service}: cannot read the pipeline config: {exc}") from None
     credentials = config.credentials
     if "AQSTREAM__CREDENTIALS__SECRETS_DIR" not in os.environ:
         credentials = credentials.model_copy(update={"secrets_dir": cfg.state_dir / "secrets"})
@@ -432,11 +434,48 @@ class Cassandra(Service):
         cluster.shutdown()
 
 
+def mongod_command(cfg: StackConfig, data_dir: Path, keyfile: Path) -> list[str]:
+    """A real mongod: a one-member replica set on loopback that lets no client in without a login (``--auth``).
+    The members of a replica set with access control authenticate to each other: ``--keyFile``, as in MongoDB's
+    "Deploy a Self-Managed Replica Set With Keyfile Authentication" (a second member would need the same file)."""
+    return [
+        "mongod",
+        "--replSet",
+        cfg.mongo_replica_set,
+        "--bind_ip",
+        cfg.host,
+        "--port",
+        str(cfg.mongo_port),
+        "--dbpath",
+        str(data_dir),
+        "--auth",
+        "--keyFile",
+        str(keyfile),
+    ]
+
+
+def mongo_authentication_problem(use_mongod: bool, authentication: bool) -> str | None:
+    """Why the stack's MongoDB and the jobs' ``mongo.authentication`` cannot work together, or None."""
+    if use_mongod and not authentication:
+        return (
+            "mongodb: a real mongod runs with --auth, but mongo.authentication is false, so the jobs and Debezium "
+            "would not log in: set mongo.authentication = true (conf/pipeline.toml [mongo], or "
+            "AQSTREAM__MONGO__AUTHENTICATION=true), or keep the Java stand-in (AQSTREAM_MONGO_IMPL=java)"
+        )
+    if authentication and not use_mongod:
+        return (
+            "mongodb: mongo.authentication is true, but the stack runs the Java stand-in, which cannot authenticate: "
+            "set mongo.authentication = false, or put mongod on PATH (AQSTREAM_MONGO_IMPL=mongod)"
+        )
+    return None
+
+
 class MongoDB(Service):
-    """A real ``mongod`` (one-member replica set) when installed, else the Java stand-in."""
+    """A real ``mongod`` (one-member replica set, ``--auth``) when installed, else the Java stand-in (no login)."""
 
     name = "mongodb"
     port_field = "mongo_port"
+    primary_timeout_s = 30.0  # a fresh one-member replica set elects itself in a few seconds
 
     @property
     def use_mongod(self) -> bool:
@@ -450,7 +489,7 @@ class MongoDB(Service):
     @property
     def implementation(self) -> str:
         if self.use_mongod:
-            return "mongod (real MongoDB, replica set " + self.cfg.mongo_replica_set + ")"
+            return f"mongod (real MongoDB, replica set {self.cfg.mongo_replica_set}, --auth with a keyfile)"
         # it answers no authentication command: say so wherever the stack is listed (docs/security.md)
         return "mongo-java-server (Java stand-in, see stack/mongo-server/README.md; authentication NOT enforced)"
 
@@ -459,23 +498,28 @@ class MongoDB(Service):
         # mongod takes no -D flags; its --dbpath is unique to this stack
         return str(self.dir / "data") if self.use_mongod else super().marker
 
+    @property
+    def keyfile(self) -> Path:
+        return self.cfg.state_dir / "secrets" / "mongod.keyfile"
+
+    def pipeline_config(self):
+        """The pipeline config with this stack's secrets (the users' logins and the database they work in)."""
+        return kafka_pipeline_config(self.cfg, service="mongodb")
+
     def prepare(self) -> None:
         super().prepare()
         (self.dir / "data").mkdir(exist_ok=True)
+        problem = mongo_authentication_problem(self.use_mongod, self.pipeline_config().mongo.authentication)
+        if problem:
+            raise StackError(problem)
+        if self.use_mongod:
+            from stack.secret_files import ensure_keyfile
+
+            ensure_keyfile(self.keyfile)
 
     def command(self) -> list[str]:
         if self.use_mongod:
-            return [
-                "mongod",
-                "--replSet",
-                self.cfg.mongo_replica_set,
-                "--bind_ip",
-                self.cfg.host,
-                "--port",
-                str(self.port),
-                "--dbpath",
-                str(self.dir / "data"),
-            ]
+            return mongod_command(self.cfg, self.dir / "data", self.keyfile)
         return [
             self.java(),
             f"-Xmx{self.cfg.mongo_heap}",
@@ -493,15 +537,23 @@ class MongoDB(Service):
             str(self.dir / "data"),
         ]
 
-    def _client(self):
+    def _client(self, login=None):
         from pymongo import MongoClient
 
+        credentials = {}
+        if login is not None:
+            credentials = {
+                "username": login.username,
+                "password": login.password.get_secret_value(),
+                "authSource": AUTH_SOURCE,
+            }
         return MongoClient(
             self.cfg.host,
             self.port,
             directConnection=True,
             serverSelectionTimeoutMS=3000,
             connectTimeoutMS=3000,
+            **credentials,
         )
 
     def healthy(self) -> bool:
@@ -509,6 +561,7 @@ class MongoDB(Service):
 
         client = self._client()
         try:
+            # ping needs no login, also under --auth
             return client.admin.command("ping").get("ok") == 1
         except PyMongoError:
             return False
@@ -516,22 +569,105 @@ class MongoDB(Service):
             client.close()
 
     def after_healthy(self) -> None:
+        """A real mongod: the replica set initiated and the users made (stack/mongo_users.py). A fresh mongod has no
+        user: through the localhost exception (a client on loopback may do this while no user exists) the replica
+        set is initiated and the admin created; then, logged in as the admin, the Debezium role and the two users
+        are created or brought to their roles and current passwords."""
         if not self.use_mongod:
             return
+        from pymongo.errors import PyMongoError
+
+        from stack.mongo_users import role_commands, user_commands
+
+        config = self.pipeline_config()
+        raw_to_mongo, debezium = (self._login(config, who) for who in ("raw_to_mongo", "debezium"))
+        admin = self.admin_login()
+        try:
+            if not self._logs_in(admin):
+                self._create_admin(admin)
+            with self._client(admin) as client:
+                self._initiate(client)
+                self._wait_primary(client)
+                db = client.admin
+                roles = {role["role"] for role in db.command("rolesInfo", 1)["roles"]}
+                users = {user["user"] for user in db.command("usersInfo", 1)["users"]}
+                for command in role_commands(roles) + user_commands(
+                    users, raw_to_mongo, debezium, config.mongo.database
+                ):
+                    db.command(command)
+        except PyMongoError as exc:
+            raise StackError(redact(f"mongodb: setting up the users failed: {exc}")) from None
+
+    def admin_login(self):
+        """The set-up's own user: its password generated once in the stack's secrets (stack/mongo_users.py)."""
+        from pydantic import SecretStr
+
+        from jobs.config import Login
+        from stack.mongo_users import ADMIN_SECRET, ADMIN_USER
+        from stack.secret_files import ensure_secrets
+
+        path = ensure_secrets(self.cfg.state_dir / "secrets", [ADMIN_SECRET])[ADMIN_SECRET]
+        return Login(username=ADMIN_USER, password=SecretStr(path.read_text().strip()))
+
+    @staticmethod
+    def _login(config, who: str):
+        from jobs.config import ConfigError
+
+        try:
+            return config.credentials.login("mongo", who)
+        except ConfigError as exc:
+            raise StackError(f"mongodb: {exc}") from None
+
+    def _logs_in(self, login) -> bool:
         from pymongo.errors import OperationFailure
 
-        client = self._client()
-        try:
+        with self._client(login) as client:
             try:
-                client.admin.command("replSetGetStatus")
-            except OperationFailure:
-                member = f"{self.cfg.host}:{self.port}"
-                client.admin.command(
-                    "replSetInitiate",
-                    {"_id": self.cfg.mongo_replica_set, "members": [{"_id": 0, "host": member}]},
+                client.admin.command("ping")  # pymongo logs in before the first command
+                return True
+            except OperationFailure as exc:
+                if exc.code == 18:  # AuthenticationFailed: no such user yet, or another password
+                    return False
+                raise
+
+    def _create_admin(self, admin) -> None:
+        from pymongo.errors import OperationFailure
+
+        from stack.mongo_users import ADMIN_SECRET, create_admin_command
+
+        with self._client() as client:
+            try:
+                self._initiate(client)
+                self._wait_primary(client)
+                client.admin.command(create_admin_command(admin))
+            except OperationFailure as exc:
+                if exc.code == 13:  # Unauthorized: users exist, the localhost exception is closed
+                    raise StackError(
+                        f"mongodb: cannot log in as {admin.username} and the mongod already has users: the "
+                        f"admin's secret ({self.cfg.state_dir / 'secrets' / ADMIN_SECRET}) is not the one the user "
+                        "was made with"
+                    ) from None
+                raise
+
+    def _initiate(self, client) -> None:
+        """Initiate the one-member replica set unless it is (``hello``, which needs no login, names a set)."""
+        if "setName" in client.admin.command("hello"):
+            return
+        member = f"{self.cfg.host}:{self.port}"
+        client.admin.command(
+            "replSetInitiate",
+            {"_id": self.cfg.mongo_replica_set, "members": [{"_id": 0, "host": member}]},
+        )
+
+    def _wait_primary(self, client) -> None:
+        """Users can be created on the primary only: wait until the member has elected itself."""
+        deadline = time.monotonic() + self.primary_timeout_s
+        while not client.admin.command("hello").get("isWritablePrimary"):
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"mongodb: not primary {self.primary_timeout_s:.0f}s after the replica set was initiated"
                 )
-        finally:
-            client.close()
+            time.sleep(0.5)
 
 
 class KafkaConnect(Service):

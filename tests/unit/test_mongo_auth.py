@@ -1,0 +1,286 @@
+"""MongoDB authentication on a real mongod, tested without one (none can be installed here: docs/security.md):
+the mongod command line and its keyfile, the users' commands, the jobs' URI and Debezium's login, redaction."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from pymongo.uri_parser import parse_uri
+
+from jobs.config import ConfigError, Login, load_config
+from jobs.mongo_auth import debezium_connector_login, mongo_uri, uri_with_login
+from jobs.redact import redact, redact_mapping, remember
+from stack.config import StackConfig
+from stack.connector import load_connector
+from stack.mongo_users import create_admin_command, role_commands, user_commands
+from stack.secret_files import ensure_keyfile
+from stack.services import MongoDB, StackError, mongod_command
+
+pytestmark = pytest.mark.unit
+
+# a password with every character a URI's userinfo must not hold as it is (and a space and a plus, which
+# MongoDB's drivers decode as in a form: + would come back as a space)
+AWKWARD = "p@ss:w/rd%+ ?#"
+BASE64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+def _config(tmp_path: Path, authentication: bool, **secrets: str):
+    folder = tmp_path / "secrets"
+    folder.mkdir(exist_ok=True)
+    for name, value in secrets.items():
+        (folder / name).write_text(value + "\n")
+    environ = {"AQSTREAM__CREDENTIALS__SECRETS_DIR": str(folder)}
+    if authentication:
+        environ["AQSTREAM__MONGO__AUTHENTICATION"] = "true"
+    return load_config(environ=environ)
+
+
+# -- the mongod command line and its keyfile -----------------------------------------------------------------------
+
+
+def test_the_mongod_command_line_enforces_logins_with_the_keyfile(tmp_path):
+    keyfile = tmp_path / "secrets" / "mongod.keyfile"
+    command = mongod_command(StackConfig(state_dir=tmp_path), tmp_path / "data", keyfile)
+    assert command[0] == "mongod"
+    assert "--auth" in command
+    assert command[command.index("--keyFile") + 1] == str(keyfile)
+    assert command[command.index("--replSet") + 1] == "rs0"
+    assert command[command.index("--bind_ip") + 1] == "127.0.0.1"
+
+
+def test_the_keyfile_is_base64_of_mongods_length_readable_by_its_owner_only_and_never_overwritten(tmp_path):
+    path = ensure_keyfile(tmp_path / "secrets" / "mongod.keyfile")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400  # mongod refuses a keyfile with group or world permissions
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    key = path.read_text().strip()
+    # mongod: 6 to 1024 characters of the base64 set; MongoDB's tutorial makes it with `openssl rand -base64 756`
+    assert 6 <= len(key) <= 1024 and set(key) <= BASE64
+    assert len(key) == 1008 and len(base64.b64decode(key, validate=True)) == 756
+    assert ensure_keyfile(path).read_text().strip() == key  # kept: a second set-up reuses it
+
+
+def _fake_mongod_on_path(tmp_path: Path, monkeypatch) -> None:
+    """An executable named mongod first on PATH: the stack then takes the real-mongod path (nothing runs it)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "mongod"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_real_mongod_is_prepared_with_a_keyfile_in_the_stacks_secrets_and_started_with_it(tmp_path, monkeypatch):
+    _fake_mongod_on_path(tmp_path, monkeypatch)
+    monkeypatch.setenv("AQSTREAM__MONGO__AUTHENTICATION", "true")
+    mongod = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="mongod"), None)
+    mongod.prepare()
+    keyfile = tmp_path / "state" / "secrets" / "mongod.keyfile"
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o400
+    command = mongod.command()
+    assert "--auth" in command and command[command.index("--keyFile") + 1] == str(keyfile)
+    assert "--auth with a keyfile" in mongod.implementation
+
+
+def test_a_real_mongod_with_authentication_off_in_the_config_is_refused_naming_the_field(tmp_path, monkeypatch):
+    _fake_mongod_on_path(tmp_path, monkeypatch)
+    monkeypatch.delenv("AQSTREAM__MONGO__AUTHENTICATION", raising=False)
+    mongod = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="mongod"), None)
+    with pytest.raises(StackError, match="mongo.authentication is false") as refused:
+        mongod.prepare()
+    assert "AQSTREAM__MONGO__AUTHENTICATION=true" in str(refused.value)
+
+
+def test_the_java_stand_in_is_prepared_as_before_and_refuses_authentication_on(tmp_path, monkeypatch):
+    monkeypatch.delenv("AQSTREAM__MONGO__AUTHENTICATION", raising=False)
+    stand_in = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="java"), None)
+    stand_in.prepare()
+    assert not (tmp_path / "state" / "secrets" / "mongod.keyfile").exists()
+    monkeypatch.setenv("AQSTREAM__MONGO__AUTHENTICATION", "true")
+    with pytest.raises(StackError, match="mongo.authentication is true, but the stack runs the Java stand-in"):
+        stand_in.prepare()
+
+
+# -- the users: the commands the stack runs in the admin database -------------------------------------------------
+
+RAW = Login(username="aqstream-raw-to-mongo", password=SecretStr("raw-secret-1"))
+DEBEZIUM = Login(username="aqstream-debezium", password=SecretStr("dbz-secret-2"))
+
+# Written from Debezium's documentation ("Setting up MongoDB"): read on admin, read on config, listDatabases
+# (a cluster action), and find and changeStream cluster-wide, i.e. on every collection of every database
+# ({db: "", collection: ""} in MongoDB's resource documents); and ("Required user permissions") read on the
+# capture target, here its database.
+DEBEZIUM_ROLE_PRIVILEGES = [
+    {"resource": {"cluster": True}, "actions": ["listDatabases"]},
+    {"resource": {"db": "", "collection": ""}, "actions": ["find", "changeStream"]},
+]
+DEBEZIUM_USER_ROLES = [
+    {"role": "aqstream-debezium-capture", "db": "admin"},
+    {"role": "read", "db": "admin"},
+    {"role": "read", "db": "config"},
+    {"role": "read", "db": "airquality"},
+]
+
+
+def test_a_fresh_mongod_gets_the_debezium_role_and_both_users_with_their_documented_roles():
+    assert role_commands(set()) == [
+        {"createRole": "aqstream-debezium-capture", "privileges": DEBEZIUM_ROLE_PRIVILEGES, "roles": []}
+    ]
+    assert user_commands(set(), RAW, DEBEZIUM, "airquality") == [
+        {
+            "createUser": "aqstream-raw-to-mongo",
+            "pwd": "raw-secret-1",
+            "roles": [{"role": "readWrite", "db": "airquality"}],
+        },
+        {"createUser": "aqstream-debezium", "pwd": "dbz-secret-2", "roles": DEBEZIUM_USER_ROLES},
+    ]
+
+
+def test_set_up_again_updates_what_exists_to_the_same_roles_and_the_current_password():
+    changed = Login(username="aqstream-debezium", password=SecretStr("dbz-secret-3"))
+    existing = {"aqstream-raw-to-mongo", "aqstream-debezium", "aqstream-mongo-admin"}
+    assert role_commands({"aqstream-debezium-capture"}) == [
+        {"updateRole": "aqstream-debezium-capture", "privileges": DEBEZIUM_ROLE_PRIVILEGES, "roles": []}
+    ]
+    assert user_commands(existing, RAW, changed, "airquality") == [
+        {
+            "updateUser": "aqstream-raw-to-mongo",
+            "pwd": "raw-secret-1",
+            "roles": [{"role": "readWrite", "db": "airquality"}],
+        },
+        {"updateUser": "aqstream-debezium", "pwd": "dbz-secret-3", "roles": DEBEZIUM_USER_ROLES},
+    ]
+    # no createUser for a user that exists: createUser would fail on it (error 51003, user already exists)
+    again = role_commands({"aqstream-debezium-capture"}) + user_commands(existing, RAW, DEBEZIUM, "airquality")
+    assert not [c for c in again if "createUser" in c or "createRole" in c]
+
+
+def test_the_admins_password_is_the_stacks_own_secret_generated_once(tmp_path):
+    mongod = MongoDB(StackConfig(state_dir=tmp_path, mongo_impl="java"), None)
+    first = mongod.admin_login()
+    secret = tmp_path / "secrets" / "mongod_admin"
+    assert first.username == "aqstream-mongo-admin"
+    assert first.password.get_secret_value() == secret.read_text().strip() and len(secret.read_text().strip()) >= 40
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert mongod.admin_login() == first  # a second set-up logs in with the same
+
+
+def test_the_admin_is_the_one_root_user_made_through_the_localhost_exception():
+    admin = Login(username="aqstream-mongo-admin", password=SecretStr("adm-secret-4"))
+    assert create_admin_command(admin) == {
+        "createUser": "aqstream-mongo-admin",
+        "pwd": "adm-secret-4",
+        "roles": [{"role": "root", "db": "admin"}],
+    }
+
+
+# -- the jobs' connection string ----------------------------------------------------------------------------------
+
+
+def test_the_uri_carries_the_login_percent_encoded_and_the_admin_database_as_its_source():
+    login = Login(username="aqstream-raw-to-mongo", password=SecretStr(AWKWARD))
+    uri = uri_with_login("mongodb://127.0.0.1:27017/?directConnection=true", login)
+    assert uri == (
+        "mongodb://aqstream-raw-to-mongo:p%40ss%3Aw%2Frd%25%2B%20%3F%23@127.0.0.1:27017/"
+        "?directConnection=true&authSource=admin"
+    )
+    parsed = parse_uri(uri)  # the driver's own parser (no connection) gets the password back as it was
+    assert (parsed["username"], parsed["password"]) == ("aqstream-raw-to-mongo", AWKWARD)
+    assert parsed["options"]["authSource"] == "admin"
+    assert parsed["nodelist"] == [("127.0.0.1", 27017)]
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("mongodb://db1:27017", "mongodb://u:pw@db1:27017/?authSource=admin"),
+        # a /database path would be the source otherwise: the users live in admin
+        ("mongodb://db1:27017/airquality", "mongodb://u:pw@db1:27017/airquality?authSource=admin"),
+        (
+            "mongodb://a:1,b:2/?replicaSet=rs0&authSource=users",
+            "mongodb://u:pw@a:1,b:2/?replicaSet=rs0&authSource=users",
+        ),
+    ],
+)
+def test_the_uri_forms(uri, expected):
+    assert uri_with_login(uri, Login(username="u", password=SecretStr("pw"))) == expected
+
+
+def test_the_jobs_uri_is_the_configured_one_when_authentication_is_off_and_no_secret_is_read(tmp_path):
+    config = _config(tmp_path, authentication=False)  # no secret file at all
+    assert mongo_uri(config, "raw_to_mongo") == "mongodb://127.0.0.1:27017/?directConnection=true"
+    assert debezium_connector_login(config) == {}
+
+
+def test_the_jobs_uri_logs_in_as_raw_to_mongo_when_authentication_is_on(tmp_path):
+    config = _config(tmp_path, authentication=True, mongo_raw_to_mongo=AWKWARD)
+    parsed = parse_uri(mongo_uri(config, "raw_to_mongo"))
+    assert (parsed["username"], parsed["password"]) == ("aqstream-raw-to-mongo", AWKWARD)
+    assert parsed["options"]["authSource"] == "admin" and parsed["options"]["directConnection"] is True
+
+
+def test_authentication_on_without_the_secret_fails_naming_the_switch_and_the_field(tmp_path):
+    config = _config(tmp_path, authentication=True)
+    with pytest.raises(ConfigError) as missing:
+        mongo_uri(config, "raw_to_mongo")
+    assert "mongo.authentication is on" in str(missing.value)
+    assert "credentials.mongo_password_raw_to_mongo" in str(missing.value)
+    with pytest.raises(ConfigError, match="credentials.mongo_password_debezium"):
+        debezium_connector_login(config)
+
+
+def test_a_uri_that_already_holds_a_user_is_refused_naming_the_field(tmp_path):
+    config = _config(tmp_path, authentication=True, mongo_raw_to_mongo="pw-123456")
+    config = config.model_copy(update={"mongo": config.mongo.model_copy(update={"uri": "mongodb://me:x@db1/"})})
+    with pytest.raises(ConfigError, match=r"^mongo\.uri: it already holds a user"):
+        mongo_uri(config, "raw_to_mongo")
+
+
+# -- Debezium's connector config -----------------------------------------------------------------------------------
+
+
+def test_the_connector_config_gets_debeziums_login_in_the_fields_debezium_3_3_takes(tmp_path):
+    config = _config(tmp_path, authentication=True, mongo_debezium=AWKWARD)
+    login = debezium_connector_login(config)
+    assert login == {"mongodb.user": "aqstream-debezium", "mongodb.password": AWKWARD, "mongodb.authsource": "admin"}
+    definition = load_connector(login=login, overrides={"mongodb.connection.string": "mongodb://mongodb:27017/"})
+    assert {k: definition["config"][k] for k in login} == login
+    assert definition["config"]["mongodb.connection.string"] == "mongodb://mongodb:27017/"  # no login in it
+    assert load_connector()["config"].keys().isdisjoint(login)  # off: the committed definition as it is
+
+
+def test_the_connector_field_names_are_the_ones_the_debezium_jar_defines():
+    """The names come from the connector the stack runs (jars/lib), not from memory."""
+    jar = next(
+        (Path(__file__).resolve().parents[2] / "jars" / "lib" / "connect-plugins").glob(
+            "**/debezium-connector-mongodb-*.jar"
+        )
+    )
+    with zipfile.ZipFile(jar) as archive:
+        code = archive.read("io/debezium/connector/mongodb/MongoDbConnectorConfig.class")
+    for name in (b"mongodb.user", b"mongodb.password", b"mongodb.authsource"):
+        assert name in code, name
+
+
+# -- redaction -----------------------------------------------------------------------------------------------------
+
+
+def test_a_uri_with_the_login_and_the_connector_config_print_no_password(tmp_path):
+    config = _config(tmp_path, authentication=True, mongo_raw_to_mongo=AWKWARD, mongo_debezium="dbz-Secret-5678")
+    uri = mongo_uri(config, "raw_to_mongo")
+    shown = redact(f"connecting to {uri} failed")
+    assert shown == (
+        "connecting to mongodb://aqstream-raw-to-mongo:***@127.0.0.1:27017/?directConnection=true&authSource=admin"
+        " failed"
+    )
+    definition = load_connector(login=debezium_connector_login(config))
+    printed = json.dumps(redact_mapping(definition))
+    assert "dbz-Secret-5678" not in printed and json.loads(printed)["config"]["mongodb.password"] == "***"
+    remember("dbz-Secret-5678")  # and by value, wherever else it shows (a driver's error message)
+    assert redact("Authentication failed for dbz-Secret-5678.") == "Authentication failed for ***."
