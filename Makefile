@@ -131,7 +131,7 @@ test-integration: venv jars prometheus-tool ## integration tier: real Kafka, Cas
 	$(PYTEST) -m integration tests/integration
 
 .PHONY: test-e2e
-test-e2e: venv jars prometheus-tool browser-tool ## e2e tier: the whole flow and make demo on the local stack, exact end state, the notebook executed, the lag graph screenshot, the dashboard in Chromium and its load test
+test-e2e: venv jars prometheus-tool browser-tool ## e2e tier: the whole flow (jobs in-process, then submitted to the standalone cluster) and make demo on the local stack, exact end state, the notebook executed, the lag graph screenshot, the dashboard in Chromium and its load test
 	$(PYTEST) -m e2e tests/e2e
 
 .PHONY: test-faults

@@ -1,11 +1,14 @@
 """The whole flow on the real stack: collectors → Kafka → raw_to_mongo → MongoDB → Debezium → Kafka
-→ cdc_to_cassandra → Cassandra, on a slice of the recorded data, with an exact end state."""
+→ cdc_to_cassandra → Cassandra, on a slice of the recorded data, with an exact end state: once with both jobs
+in this process's local Spark session, once with both submitted to the stack's Spark standalone master."""
 
 from __future__ import annotations
 
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -29,6 +32,7 @@ from tests.support.flow import (
 )
 from tests.support.pipeline import REPO_ROOT, bronze_contents, collect_to_kafka, parse_ts, produce, replay_to_kafka
 from tests.support.recordings import recording
+from tests.support.spark_cluster import master_state, submit_to_the_cluster
 
 # OpenAQ: sensor 3's first measurements page (5 raw 30-minute pm25 rows) and the locations page naming its location
 OPENAQ_PAGE = "openaqr_v3_sensors_3_measurements_limit5_page1.json"
@@ -43,10 +47,65 @@ def flow(stack, tmp_path):
         yield flow
 
 
-def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
-    stack, spark, data_dir, tmp_path, flow, monkeypatch
+def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(spark, data_dir, tmp_path, flow, monkeypatch):
+    """Both jobs in this process's local Spark session; then the report and the notebook over the stores."""
+    config, env, _ = flow
+    end = run_the_flow_to_its_exact_end_state(
+        flow, spark, data_dir, tmp_path, lambda job: run_available_now(job, spark, config)
+    )
+
+    # the report (what make demo prints) agrees with direct queries of each store
+    counts = store_counts(config, spark)
+    assert counts["mongo_documents"] == len(end.valid) == counts["bronze_rows"] == counts["cassandra_readings"]
+    assert counts["cassandra_aggregates"] == end.aggregate_windows
+    assert counts["quarantine_rows"] == end.quarantined
+    json.dumps({k: v for k, v in counts.items() if k != "latest_per_city"}, default=str)  # printable
+
+    # the exploration notebook runs against these stores and sees the same counts
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    printed = execute_notebook(REPO_ROOT / "notebooks" / "explore.ipynb")
+    assert f"bronze rows: {len(end.valid)}" in printed
+    assert f"mongo documents: {len(end.valid)}" in printed
+    assert f"cassandra readings: {len(end.valid)}" in printed
+
+
+def test_both_jobs_submitted_to_the_standalone_master_end_in_the_same_exact_state(
+    spark_cluster, spark, data_dir, tmp_path, flow
 ):
-    config, env, session = flow
+    """Both jobs submitted to the stack's standalone master (client deploy mode, one after the other, each
+    granted the worker's cores): the same inputs end in the same exact state, and the master lists both
+    applications finished with executors on the worker."""
+    _, env, _ = flow
+    applications = []
+
+    def submit(job) -> None:
+        applications.append(submit_to_the_cluster(spark_cluster, job.__name__.rpartition(".")[2], env))
+
+    run_the_flow_to_its_exact_end_state(flow, spark, data_dir, tmp_path, submit)
+
+    finished = {a["id"]: (a["name"], a["state"]) for a in master_state(spark_cluster.cfg)["completedapps"]}
+    assert [finished.get(app.app_id) for app in applications] == [
+        ("aqstream-raw_to_mongo", "FINISHED"),
+        ("aqstream-cdc_to_cassandra", "FINISHED"),
+    ]
+    # so the reading AQIs checked above were computed by Python workers of the CDC job's executors on the worker
+    # (mapInPandas runs them through Arrow), with the jobs' code from --py-files
+    assert "ArrowPythonRunner" in applications[1].executor_logs()
+
+
+@dataclass(frozen=True)
+class FlowEnd:
+    valid: dict[str, dict]  # the readings sent that must land, by event_id
+    quarantined: int  # the Kafka records raw_to_mongo must quarantine
+    aggregate_windows: int  # the pandas oracle's windows, equal to Cassandra's aggregate rows
+
+
+def run_the_flow_to_its_exact_end_state(flow, spark, data_dir, tmp_path, run_job: Callable) -> FlowEnd:
+    """Send the flow's inputs (CSV replays, an OpenAQ backfill page, poison records), run raw_to_mongo and then
+    cdc_to_cassandra with ``run_job`` (each over what its topic holds, to the end), and assert the exact state
+    of every store."""
+    config, _, session = flow
     beijing = sorted((data_dir / "bench").glob("PRSA_Data_*.csv"))[:2]
     sent = replay_to_kafka(config, "beijing", beijing, limit=120, out=tmp_path / "beijing.ndjson")
     sent += replay_to_kafka(
@@ -67,14 +126,20 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
     valid = {r["event_id"]: r for r in sent if not out_of_range(r)}
     rejected = [r for r in sent if out_of_range(r)]
 
-    run_available_now(raw_to_mongo, spark, config)
+    run_job(raw_to_mongo)
     client = MongoClient(config.mongo.uri)
-    mongo_ids = sorted(d["_id"] for d in client[config.mongo.database][config.mongo.collection].find({}, {"_id": 1}))
-    client.close()
-    assert mongo_ids == sorted(valid)
+    try:
+        documents = {d["_id"]: d for d in client[config.mongo.database][config.mongo.collection].find()}
+    finally:
+        client.close()
+    assert sorted(documents) == sorted(valid)
+    for event_id, reading in valid.items():
+        document = documents[event_id]
+        assert (document["station_id"], document["ts"]) == (reading["station_id"], parse_ts(reading["ts"]))
+        assert close(document["pm25"], reading["pm25"]) and close(document["pm10"], reading["pm10"])
 
     wait_for_cdc(kafka_python_settings(config, "admin"), config.kafka.cdc_topic, valid, timeout_s=180)
-    run_available_now(cdc_to_cassandra, spark, config)
+    run_job(cdc_to_cassandra)
 
     rows = cassandra_reading_rows(session, config)
     assert sorted(rows) == sorted(valid)
@@ -92,22 +157,7 @@ def test_every_valid_reading_lands_everywhere_and_aggregates_equal_pandas(
 
     aggregates = cassandra_aggregates(session, config)
     assert aggregate_mismatches(list(valid.values()), aggregates) == []
-    oracle_windows = len(aggregates)
-
-    # the report (what make demo prints) agrees with direct queries of each store
-    counts = store_counts(config, spark)
-    assert counts["mongo_documents"] == len(valid) == counts["bronze_rows"] == counts["cassandra_readings"]
-    assert counts["cassandra_aggregates"] == oracle_windows
-    assert counts["quarantine_rows"] == sum(expected_reasons.values())
-    json.dumps({k: v for k, v in counts.items() if k != "latest_per_city"}, default=str)  # printable
-
-    # the exploration notebook runs against these stores and sees the same counts
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    printed = execute_notebook(REPO_ROOT / "notebooks" / "explore.ipynb")
-    assert f"bronze rows: {len(valid)}" in printed
-    assert f"mongo documents: {len(valid)}" in printed
-    assert f"cassandra readings: {len(valid)}" in printed
+    return FlowEnd(valid, sum(expected_reasons.values()), len(aggregates))
 
 
 def backfill_page_to_kafka(config, data_dir, page: list[dict], out) -> list[dict]:
