@@ -126,13 +126,19 @@ class QueryState:
         self.progress: dict[str, Any] | None = None  # the latest progress_record
         self.progress_at: float | None = None  # when it arrived (unix seconds)
         self.batch: dict[str, Any] | None = None  # the latest log_batch: batch_id, rows, seconds, steps, counts
+        # the last few log_batch figures by batch id: a progress event arrives on the listener's thread after
+        # its batch has ended, when the next batch may already have logged its own
+        self.recent: dict[int, dict[str, Any]] = {}
         self.batches_total = 0  # progress events (batches Spark ran)
         self.input_rows_total = 0
         self.counts_total: dict[str, int] = {}  # log_batch counts summed over this process's batches
         self.trigger_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(self.__dict__)
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "recent"})
+
+
+RECENT_BATCHES = 16  # log_batch figures kept per query for their progress event
 
 
 class Registry:
@@ -164,6 +170,9 @@ class Registry:
         with self._lock:
             state = self._state(name)
             state.batch = {"batch_id": batch_id, "rows": rows, "seconds": seconds, "steps": dict(steps), **counts}
+            state.recent[batch_id] = state.batch
+            for old_id in sorted(state.recent)[:-RECENT_BATCHES]:
+                del state.recent[old_id]
             for key, value in counts.items():
                 if isinstance(value, int) and not isinstance(value, bool):
                     state.counts_total[key] = state.counts_total.get(key, 0) + value
@@ -179,7 +188,8 @@ class Registry:
             state.active, state.idle, state.exception = True, False, None
 
     def record_progress(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Store a progress_record; return the latest batch figures of that query (for the log line)."""
+        """Store a progress_record; return the log_batch figures of the same batch (for the log line), or None
+        when that batch logged none."""
         name = record.get("query") or self._names.get(str(record.get("id")))
         if name is None:
             return None
@@ -189,7 +199,7 @@ class Registry:
             state.progress, state.progress_at = dict(record), time.time()
             state.batches_total += 1
             state.input_rows_total += int(record.get("input_rows") or 0)
-            return copy.deepcopy(state.batch)
+            return copy.deepcopy(state.recent.get(record.get("batch_id")))
 
     def record_idle(self, name: str) -> dict[str, Any] | None:
         with self._lock:

@@ -142,3 +142,18 @@ def test_idle_and_terminated_events_use_the_name_from_the_start():
     assert registry.snapshot()["q"]["idle"] is True
     registry.record_terminated("q", None)
     assert registry.snapshot()["q"]["active"] is False
+
+
+def test_a_progress_event_gets_its_own_batch_figures_when_the_next_batch_has_logged_already():
+    """The listener hears of batch 0 after the batch ended, when batch 1 may have logged its figures: the
+    progress line joins batch 0's (Spark's listener bus is asynchronous; this raced in CI)."""
+    registry = Registry()
+    registry.record_started("the-id", "q")
+    registry.record_batch("q", 0, 5, 0.5, {"write": 0.4}, {"written": 5})
+    registry.record_batch("q", 1, 7, 0.7, {"write": 0.6}, {"written": 7})
+    first = registry.record_progress({"query": "q", "id": "the-id", "batch_id": 0, "input_rows": 5, "sources": []})
+    second = registry.record_progress({"query": "q", "id": "the-id", "batch_id": 1, "input_rows": 7, "sources": []})
+    assert (first["batch_id"], first["rows"], first["written"]) == (0, 5, 5)
+    assert (second["batch_id"], second["rows"], second["written"]) == (1, 7, 7)
+    # a batch that logged nothing (Spark ran it, the job's writer did not log) joins nothing
+    assert registry.record_progress({"query": "q", "id": "the-id", "batch_id": 2, "input_rows": 0}) is None
