@@ -32,6 +32,17 @@ def dotenv_name(secret_name: str) -> str:
     return f"{secret_name.upper()}_PASSWORD"
 
 
+def create_once(path: Path, mode: int, content: Callable[[], str]) -> None:
+    """Write ``content()`` and a newline to ``path``, created by this call with ``mode`` from the start (O_EXCL),
+    or leave an existing file alone: a secret is never overwritten."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as out:
+        out.write(content() + "\n")
+
+
 def ensure_secrets(
     folder: Path,
     names: list[str] | None = None,
@@ -43,14 +54,7 @@ def ensure_secrets(
     files = {}
     for name in names or default_secret_names():
         path = folder / name
-        try:
-            # O_EXCL: created by this call with mode 0600 from the start, or left alone if it exists
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(token(SECRET_BYTES) + "\n")
+        create_once(path, 0o600, lambda: token(SECRET_BYTES))
         remember(path.read_text().strip())
         files[name] = path
     return files
@@ -66,13 +70,7 @@ def ensure_keyfile(path: Path, random_bytes: Callable[[int], bytes] = os.urandom
     mode 0400 (only its owner may read it), never overwritten."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as out:
-            out.write(base64.b64encode(random_bytes(KEYFILE_BYTES)).decode() + "\n")
+    create_once(path, 0o400, lambda: base64.b64encode(random_bytes(KEYFILE_BYTES)).decode())
     remember(path.read_text().strip())
     return path
 
