@@ -56,8 +56,8 @@ from schemas.reading import POLLUTANT_FIELDS
 Row = dict[str, Any]
 # requests in flight at once: enough to keep one node's native transport busy, few enough for its queue
 CONCURRENCY = 64
-# attempts of each step (and of the session): a statement fails at once while Cassandra is down
-# (connection refused), where a connector job first spends its own retries. 7 attempts wait
+# attempts of each Cassandra step of the CDC job (the store's statements, its session, the readings
+# writes): a write fails within a second or two while Cassandra is down (connection refused). 7 attempts wait
 # 2 + 4 + ... + 64 = 126 s: a node restart is ridden through (the fault suite stops Cassandra for 30 s,
 # and it takes about as long again to start), a longer outage fails the batch loudly, naming the step
 ATTEMPTS = 7

@@ -283,7 +283,11 @@ class CdcBatchWriter:
         last = last_changes(observed)
         with times.step("readings"):
             rows = to_reading_rows(last.where(F.col("change_kind") == UPSERT), reading_aqi)
-            with_retries("cassandra readings upsert", lambda: write_cassandra(rows, cas, cas.readings_table))
+            with_retries(
+                "cassandra readings upsert",
+                lambda: write_cassandra(rows, cas, cas.readings_table),
+                attempts=ATTEMPTS,
+            )
         tally = kinds.get
         if tally[PATCH]:
             with times.step("patches"):
@@ -291,11 +295,16 @@ class CdcBatchWriter:
                 with_retries(
                     "cassandra readings patch",
                     lambda: write_cassandra(rows, cas, cas.readings_table, ignore_nulls=True),
+                    attempts=ATTEMPTS,
                 )
         if tally[DELETE]:
             with times.step("deletes"):
                 keys = delete_keys(last.where(F.col("change_kind") == DELETE))
-                with_retries("cassandra readings delete", lambda: delete_from_cassandra(keys, cas, cas.readings_table))
+                with_retries(
+                    "cassandra readings delete",
+                    lambda: delete_from_cassandra(keys, cas, cas.readings_table),
+                    attempts=ATTEMPTS,
+                )
         reasons: dict[str, int] = {}
         if tally[QUARANTINE]:
             with times.step("quarantine"):
