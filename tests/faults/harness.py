@@ -257,16 +257,29 @@ class FlowRun:
         app = requests.get(applications, timeout=5).json()[0]["id"]
         return requests.get(f"{applications}/{app}/{path}", timeout=5).json()
 
-    def during_tasks(self, job: str, action: Callable[[], None], timeout_s: float = 240) -> str:
+    def during_tasks(
+        self,
+        job: str,
+        action: Callable[[], None],
+        timeout_s: float = 240,
+        feed: Callable[[], None] | None = None,
+        feed_after_s: float = 20,
+    ) -> str:
         """Run ``action`` while one of ``job``'s micro-batches, after its first two, has tasks running (its
         driver's REST API lists the same active stage with active tasks twice in a row, 50 ms apart: the
-        listener's view lags the tasks): what the executors are doing then is lost with them."""
-        deadline, seen = time.monotonic() + timeout_s, None
+        listener's view lags the tasks): what the executors are doing then is lost with them. ``feed``, once,
+        when no task has been seen ``feed_after_s`` after those two batches: the job may have finished its
+        input before the first poll (its batches of a few hundred readings take about a second)."""
+        deadline, seen, ready_at = time.monotonic() + timeout_s, None, None
         while time.monotonic() < deadline:
+            if ready_at is not None and feed is not None and time.monotonic() - ready_at > feed_after_s:
+                feed()
+                feed = None
             self.check_jobs()
             if len(self.batches(job, "commits")) < 2:  # the first batches pay for the executors' start
                 time.sleep(0.2)
                 continue
+            ready_at = ready_at or time.monotonic()
             try:
                 stages = self.driver_api(job, "stages?status=active")
             except (requests.RequestException, ValueError, IndexError, KeyError):

@@ -149,7 +149,10 @@ def kill_worker_mid_batch(job: str, down_s: float) -> Fault:
 
     def inject(run: FlowRun) -> None:
         worker = run.stack.service("spark-worker")
-        where = run.during_tasks(job, lambda: os.killpg(worker.pid(), signal.SIGKILL))
+        # if the job is idle (it ended its batches before the first poll), the late day early: new batches
+        where = run.during_tasks(
+            job, lambda: os.killpg(worker.pid(), signal.SIGKILL), feed=lambda: send_next_chunk_now(run)
+        )
         time.sleep(down_s)
         run.stack.start_service("spark-worker")
         run.row.note += f"worker killed while {job} ran {where}, down {down_s:.0f}s; "
