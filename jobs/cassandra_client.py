@@ -61,7 +61,7 @@ def connect_as(
         control_connection_timeout=timeout_s,
         auth_provider=auth,
         # a node that went down is tried again within 10 s of its return (the driver's default waits up to
-        # 600 s between tries, longer than any caller's retry budget: jobs.cdc_store.ATTEMPTS)
+        # 600 s between tries, longer than any caller's retry budget: jobs.sinks.CASSANDRA_ATTEMPTS)
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=1.0, max_delay=10.0),
     )
     try:

@@ -31,7 +31,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from jobs import cassandra_client
 from jobs.config import CassandraConfig, PipelineConfig
-from jobs.sinks import with_retries
+from jobs.sinks import CASSANDRA_ATTEMPTS, with_retries
 from jobs.transforms import aggregates as A
 from jobs.transforms import alerts as AL
 from jobs.transforms.stations import STATION_FIELDS
@@ -56,11 +56,6 @@ from schemas.reading import POLLUTANT_FIELDS
 Row = dict[str, Any]
 # requests in flight at once: enough to keep one node's native transport busy, few enough for its queue
 CONCURRENCY = 64
-# attempts of each Cassandra step of the CDC job (the store's statements, its session, the readings
-# writes): a write fails within a second or two while Cassandra is down (connection refused). 7 attempts wait
-# 2 + 4 + ... + 64 = 126 s: a node restart is ridden through (the fault suite stops Cassandra for 30 s,
-# and it takes about as long again to start), a longer outage fails the batch loudly, naming the step
-ATTEMPTS = 7
 # statements per single-partition unlogged batch: 20,000 aggregate upserts took 4.5-7.8 s as single
 # statements, 1.1-1.5 s in batches of 20 and no faster in batches of 50 (docs/streaming.md); small
 # enough to stay far from Cassandra's batch-size failure threshold (50 KiB)
@@ -147,7 +142,7 @@ class CdcStore:
             )
             return [list(result) for _, result in results]
 
-        return with_retries(f"cassandra {name}", read, attempts=ATTEMPTS)
+        return with_retries(f"cassandra {name}", read, attempts=CASSANDRA_ATTEMPTS)
 
     def _run(self, name: str, bindings: Iterable[Sequence[Any]]) -> None:
         """Write statement ``name`` once per binding: the bindings of one partition in unlogged batches."""
@@ -157,7 +152,7 @@ class CdcStore:
             with_retries(
                 f"cassandra {name}",
                 lambda: execute_concurrent(self.session, requests, concurrency=CONCURRENCY, raise_on_first_error=True),
-                attempts=ATTEMPTS,
+                attempts=CASSANDRA_ATTEMPTS,
             )
 
     def _upsert(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:

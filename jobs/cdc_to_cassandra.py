@@ -81,11 +81,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from jobs.alert_store import alerts_sender, apply_alert_changes, status_counts
-from jobs.cdc_store import ATTEMPTS, CdcStore
+from jobs.cdc_store import CdcStore
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
 from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
 from jobs.sinks import (
+    CASSANDRA_ATTEMPTS,
     DeltaTxn,
     KafkaRecordSender,
     append_to_delta,
@@ -215,7 +216,9 @@ class LazyStore:
 
     def get(self) -> CdcStore:
         if self._store is None:
-            self._store = with_retries("cassandra session", lambda: CdcStore.connect(self.config), attempts=ATTEMPTS)
+            self._store = with_retries(
+                "cassandra session", lambda: CdcStore.connect(self.config), attempts=CASSANDRA_ATTEMPTS
+            )
         return self._store
 
     def close(self) -> None:
@@ -286,7 +289,7 @@ class CdcBatchWriter:
             with_retries(
                 "cassandra readings upsert",
                 lambda: write_cassandra(rows, cas, cas.readings_table),
-                attempts=ATTEMPTS,
+                attempts=CASSANDRA_ATTEMPTS,
             )
         tally = kinds.get
         if tally[PATCH]:
@@ -295,7 +298,7 @@ class CdcBatchWriter:
                 with_retries(
                     "cassandra readings patch",
                     lambda: write_cassandra(rows, cas, cas.readings_table, ignore_nulls=True),
-                    attempts=ATTEMPTS,
+                    attempts=CASSANDRA_ATTEMPTS,
                 )
         if tally[DELETE]:
             with times.step("deletes"):
@@ -303,7 +306,7 @@ class CdcBatchWriter:
                 with_retries(
                     "cassandra readings delete",
                     lambda: delete_from_cassandra(keys, cas, cas.readings_table),
-                    attempts=ATTEMPTS,
+                    attempts=CASSANDRA_ATTEMPTS,
                 )
         reasons: dict[str, int] = {}
         if tally[QUARANTINE]:

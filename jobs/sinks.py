@@ -21,6 +21,13 @@ log = logging.getLogger("aqstream.sinks")
 T = TypeVar("T")
 
 
+# attempts of each Cassandra step of the CDC job (the store's statements, its session, the readings
+# writes): a write fails within a second or two while Cassandra is down (connection refused). 7 attempts wait
+# 2 + 4 + ... + 64 = 126 s: a node restart is ridden through (the fault suite stops Cassandra for 30 s,
+# and it takes about as long again to start), a longer outage fails the batch loudly, naming the step
+CASSANDRA_ATTEMPTS = 7
+
+
 def with_retries(what: str, action: Callable[[], T], attempts: int = 4, first_delay_s: float = 2.0) -> T:
     """Run ``action``; on failure wait 2, 4, 8 s and try again; after ``attempts`` re-raise."""
     delay = first_delay_s
