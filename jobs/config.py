@@ -312,8 +312,9 @@ class DashboardConfig(_Section):
         return self
 
 
-# the Kafka principals, one per component (each will get only the ACLs it needs: issue 18)
-KAFKA_PRINCIPALS = ("admin", "collector", "raw_to_mongo", "cdc_to_cassandra", "connect")
+# the Kafka principals, one per component, each with only the ACLs it needs (jobs/kafka_acls.py); monitor:
+# the read-only tools (jobs.status, the dashboard's health strip, jobs.report) that only look at offsets
+KAFKA_PRINCIPALS = ("admin", "collector", "raw_to_mongo", "cdc_to_cassandra", "connect", "monitor")
 # admin: the superuser replacing Cassandra's default one; cdc: the CDC job (reads and writes its keyspace);
 # reader: read-only (the dashboard, jobs.report). jobs.setup grants them (jobs/cassandra_roles.py)
 CASSANDRA_ROLES = ("admin", "cdc", "reader")
@@ -353,17 +354,19 @@ class CredentialsConfig(_Section):
 
     # where relative file: references point; `python -m stack up` generates the defaults there (git-ignored)
     secrets_dir: LocalFolder = Field(default=Path(".state/secrets"), validate_default=True)
-    # the broker's super user: set-up (topics, ACLs), the tools that look at every topic, the tests
+    # the broker's super user: set-up (topics, ACLs), the tests
     kafka_user_admin: str = Field(default="aqstream-admin", min_length=1)
     kafka_user_collector: str = Field(default="aqstream-collector", min_length=1)
     kafka_user_raw_to_mongo: str = Field(default="aqstream-raw-to-mongo", min_length=1)
     kafka_user_cdc_to_cassandra: str = Field(default="aqstream-cdc-to-cassandra", min_length=1)
     kafka_user_connect: str = Field(default="aqstream-connect", min_length=1)
+    kafka_user_monitor: str = Field(default="aqstream-monitor", min_length=1)
     kafka_password_admin: SecretReference = "file:kafka_admin"
     kafka_password_collector: SecretReference = "file:kafka_collector"
     kafka_password_raw_to_mongo: SecretReference = "file:kafka_raw_to_mongo"
     kafka_password_cdc_to_cassandra: SecretReference = "file:kafka_cdc_to_cassandra"
     kafka_password_connect: SecretReference = "file:kafka_connect"
+    kafka_password_monitor: SecretReference = "file:kafka_monitor"
     cassandra_user_admin: str = Field(default="aqstream_admin", min_length=1)
     cassandra_user_cdc: str = Field(default="aqstream_cdc", min_length=1)
     cassandra_password_admin: SecretReference = "file:cassandra_admin"

@@ -95,6 +95,9 @@ def grants(config: PipelineConfig) -> list[Grant]:
         *_on("connect", "topic", kafka.raw_topic + SINK_DLQ_SUFFIX, "literal", "write", "create", "describe"),
         *_on("connect", "cluster", CLUSTER, "literal", "idempotent_write", "describe_configs"),
     ]
+    # the read-only tools see each topic's offsets (ListOffsets and metadata need DESCRIBE), never a record
+    for topic in (kafka.raw_topic, kafka.quarantine_topic, kafka.cdc_topic, kafka.alerts_topic):
+        rules += _on("monitor", "topic", topic, "literal", "describe")
     for job in ("raw_to_mongo", "cdc_to_cassandra"):
         for name, pattern in consuming_job_groups:
             rules += _on(job, "group", name, pattern, "read", "describe")

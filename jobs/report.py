@@ -27,11 +27,12 @@ from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
     from pymongo import MongoClient
 
-    kafka, admin = config.kafka, kafka_python_settings(config, "admin")
+    # offsets only: the monitor principal, which may describe the topics but read no record
+    kafka, monitor = config.kafka, kafka_python_settings(config, "monitor")
     counts: dict[str, Any] = {
-        "kafka_raw": topic_size(admin, kafka.raw_topic),
-        "kafka_quarantine": topic_size(admin, kafka.quarantine_topic),
-        "kafka_cdc": topic_size(admin, kafka.cdc_topic),
+        "kafka_raw": topic_size(monitor, kafka.raw_topic),
+        "kafka_quarantine": topic_size(monitor, kafka.quarantine_topic),
+        "kafka_cdc": topic_size(monitor, kafka.cdc_topic),
     }
     client = MongoClient(mongo_uri(config, "raw_to_mongo"), serverSelectionTimeoutMS=10000)
     try:

@@ -117,14 +117,15 @@ def job_sample(config: PipelineConfig, job: str, checkpoints: Checkpoints) -> Jo
 
 
 def kafka_probe(config: PipelineConfig, topics: set[str]) -> KafkaProbe:
-    """The topics' latest offsets, read as the admin principal (a secret it cannot read is the probe's error)."""
+    """The topics' latest offsets, read as the monitor principal, which may only describe the pipeline's topics
+    (a secret it cannot read is the probe's error)."""
     from kafka.errors import KafkaError
 
     from jobs.topics import latest_offsets
 
     bootstrap = config.kafka.bootstrap_servers
     try:
-        client = kafka_python_settings(config, "admin")
+        client = kafka_python_settings(config, "monitor")
         return KafkaProbe(bootstrap, latest_offsets(client, sorted(topics), timeout_s=TIMEOUT_S))
     except ConfigError as exc:
         return KafkaProbe(bootstrap, None, str(exc))

@@ -13,6 +13,7 @@ from kafka.errors import KafkaError, NoBrokersAvailable
 
 from jobs.kafka_auth import spark_kafka_options
 from jobs.setup import create_topics
+from jobs.topics import topic_size
 from stack.services import kafka_pipeline_config
 from tests.support.pipeline import isolated_config
 
@@ -71,3 +72,25 @@ def test_spark_masks_the_jaas_option_in_a_plans_options(stack, spark):
     stream = spark.readStream.format("kafka").options(**options, subscribe=config.kafka.raw_topic).load()
     plan = stream._jdf.queryExecution().toString()  # what explain(True) prints
     assert "kafka.sasl.jaas.config=*********(redacted)" in plan
+
+
+def test_the_monitor_sees_offsets_but_reads_and_writes_no_record(stack, spark, tmp_path):
+    config, _ = isolated_config(stack, tmp_path, partitions=1)
+    create_topics(config)
+    producer = KafkaProducer(**stack.kafka_client("collector"), acks="all", max_block_ms=10000)
+    try:
+        producer.send(config.kafka.raw_topic, b"a reading").get(timeout=10)
+    finally:
+        producer.close()
+    # what jobs.status and jobs.report ask: the topic's offsets
+    assert topic_size(stack.kafka_client("monitor"), config.kafka.raw_topic) == 1
+    # a record: refused, whether read the way the jobs read or written
+    read_as_monitor = {**spark_kafka_options(config, "monitor"), "subscribe": config.kafka.raw_topic}
+    with pytest.raises(Exception, match="TopicAuthorizationException: Topic authorization failed"):
+        spark.read.format("kafka").options(**read_as_monitor).load().count()
+    with pytest.raises(KafkaError, match="TopicAuthorizationFailed"):
+        producer = KafkaProducer(**stack.kafka_client("monitor"), max_block_ms=10000, **BOUNDED)
+        try:
+            producer.send(config.kafka.raw_topic, b"not allowed").get(timeout=10)
+        finally:
+            producer.close(timeout=0)

@@ -94,6 +94,10 @@ def test_each_principal_may_do_what_it_needs_and_no_more():
         ("connect", cdc, "create"): True,
         ("connect", "_aqstream-connect-offsets", "write"): True,
         ("connect", alerts, "write"): False,
+        # the read-only tools: offsets of every pipeline topic, no record of any
+        **{("monitor", topic, "describe"): True for topic in (raw, quarantine, cdc, alerts)},
+        **{("monitor", topic, "read"): False for topic in (raw, quarantine, cdc, alerts)},
+        ("monitor", raw, "write"): False,
     }
     actual = {(who, topic, op): allowed(config, who, "topic", topic, op) for who, topic, op in expected}
     assert actual == expected
@@ -102,6 +106,7 @@ def test_each_principal_may_do_what_it_needs_and_no_more():
         assert allowed(config, who, "group", "spark-kafka-source-1b2c-driver-0", "read")
         assert allowed(config, who, "group", f"aqstream.{who}", "read")
     assert not allowed(config, "collector", "group", "spark-kafka-source-1b2c-driver-0", "read")
+    assert not [g for g in grants(config) if g.who == "monitor" and g.resource != "topic"]
     assert allowed(config, "connect", "group", "aqstream-connect", "read")
     # no principal but the admin (a super user, no ACL) may alter or delete anything
     assert not [g for g in grants(config) if g.operation in ("alter_configs", "delete")]

@@ -105,6 +105,7 @@ def test_generated_secrets_are_made_once_private_and_what_the_config_reads(tmp_p
         "kafka_raw_to_mongo",
         "kafka_cdc_to_cassandra",
         "kafka_connect",
+        "kafka_monitor",
         "cassandra_admin",
         "cassandra_cdc",
         "cassandra_reader",
