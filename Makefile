@@ -150,6 +150,12 @@ test-bench: venv jars prometheus-tool ## bench tier: the benchmark harness on 3,
 bench: venv jars prometheus-tool ## throughput and latency of both jobs vs their ceilings and the seeds' design (JSON + PNG in .runs/bench)
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
+# The same bench on a stack without authentication, with a state of its own (its Kafka storage has no SCRAM
+# credentials): what authentication costs, beside `make bench`. Stop the usual stack first (same ports).
+.PHONY: bench-noauth
+bench-noauth: venv jars prometheus-tool ## make bench on a stack without Kafka SASL/ACLs or Cassandra logins (.runs/bench-noauth)
+	AQSTREAM_AUTHENTICATION=false AQSTREAM_STATE_DIR=$(CURDIR)/.state-noauth $(PY) -m tests.bench --out .runs/bench-noauth $(BENCH_ARGS)
+
 .PHONY: test
 test: lint test-unit test-stack-tiers ## ruff, then every test tier (what .ci/run calls)
 

@@ -32,8 +32,9 @@ def connect(
     keyspace: str | None = None,
     row_factory: Any = dict_factory,
 ) -> tuple[Cluster, Session]:
-    """A session logged in as ``role``; its password is read now (a missing one: ConfigError naming it)."""
-    login = config.credentials.login("cassandra", role)
+    """A session logged in as ``role``; its password is read now (a missing one: ConfigError naming it). With
+    ``cassandra.authentication`` off, a session without a login (no password is read)."""
+    login = config.credentials.login("cassandra", role) if config.cassandra.authentication else None
     return connect_as(config.cassandra, login, timeout_s, keyspace, row_factory)
 
 

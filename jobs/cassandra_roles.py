@@ -78,7 +78,10 @@ def admin_session(config: PipelineConfig, wait_s: float = 60.0, poll_s: float = 
 
     Waits up to ``wait_s`` for the default superuser of a node that has just started; raises
     :class:`RoleSetupError` when neither login is accepted by then, or at once when the default superuser is
-    already disabled and the admin's password is refused (its secret changed since the set-up)."""
+    already disabled and the admin's password is refused (its secret changed since the set-up). With
+    ``cassandra.authentication`` off, a session without a login: there is no role to set up."""
+    if not config.cassandra.authentication:
+        return connect(config, "admin")
     admin = config.credentials.login("cassandra", "admin")
     deadline = time.monotonic() + wait_s
     while True:
@@ -129,8 +132,11 @@ def _disable_default_superuser(session: Session) -> None:
 
 
 def grant_application_roles(session: Session, config: PipelineConfig) -> list[str]:
-    """Run :func:`application_role_statements` on an admin session; returns what it did, without passwords."""
-    done = []
+    """Run :func:`application_role_statements` on an admin session; returns what it did, without passwords.
+    Nothing with ``cassandra.authentication`` off (a Cassandra without authentication has no passwords to set)."""
+    done: list[str] = []
+    if not config.cassandra.authentication:
+        return done
     for cql, params in application_role_statements(config):
         session.execute(cql, params, timeout=30)
         done.append(cql.split(" WITH ")[0])

@@ -158,6 +158,10 @@ class CassandraConfig(_Section):
     readings_table: str = "readings_by_station_day"
     aggregates_table: str = "aggregates_by_station_bucket"
     local_dc: str = "datacenter1"
+    # true: every client logs in as its [credentials] role (PasswordAuthenticator, the local stack's and docker
+    # compose's); false: no login and no roles or grants made by the set-up, for a Cassandra of your own without
+    # authentication (AllowAllAuthenticator)
+    authentication: bool = True
     # the Spark Cassandra Connector's consistency levels (cdc_to_cassandra reads back what it wrote:
     # on several nodes both LOCAL_QUORUM, so the read sees the write)
     read_consistency: READ_CONSISTENCY = "LOCAL_ONE"

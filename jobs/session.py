@@ -58,6 +58,8 @@ def cassandra_auth_settings(config: PipelineConfig, role: CassandraRole) -> dict
     """The connector's login. Never on a command line (jobs.submit does not pass it): set on the session in
     the job's own process. Spark's UI shows it as *********(redacted): ``spark.redaction.regex`` matches
     ``password``; jobs.redact masks it wherever the suite prints a config."""
+    if not config.cassandra.authentication:
+        return {}
     login = config.credentials.login("cassandra", role)
     return {
         "spark.cassandra.auth.username": login.username,

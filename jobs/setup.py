@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.what in ("topics", "all"):
         print(f"kafka topics created: {create_topics(config) or 'none (all exist)'}")
-        if config.kafka.security_protocol != "PLAINTEXT":  # a broker without SASL has no principals to grant
-            print(f"kafka ACLs: {apply_acls(config)} granted (jobs/kafka_acls.py)")
+        granted = apply_acls(config)
+        print(f"kafka ACLs: {granted} granted (jobs/kafka_acls.py)" if granted else "kafka ACLs: none (PLAINTEXT)")
     if args.what in ("mongo", "all"):
         print(f"mongodb indexes: {create_mongo_indexes(config)}")
     if args.what in ("cassandra", "all"):

@@ -60,6 +60,9 @@ class StackConfig(BaseModel):
     mongo_replica_set: str = "rs0"
     # "auto": a real mongod when one is on PATH, else the Java stand-in; "java" forces the stand-in.
     mongo_impl: Literal["auto", "java", "mongod"] = "auto"
+    # false: Kafka without SASL or ACLs and Cassandra without logins or roles, and the pipeline configs the
+    # stack hands out say so (pipeline_auth_env): only to measure what authentication costs (make bench)
+    authentication: bool = True
     start_timeout_s: float = Field(default=240.0, gt=0)
     stop_timeout_s: float = Field(default=60.0, gt=0)
 
@@ -115,6 +118,13 @@ class StackConfig(BaseModel):
     @property
     def mongo_uri(self) -> str:
         return f"mongodb://{self.host}:{self.mongo_port}/?replicaSet={self.mongo_replica_set}"
+
+    def pipeline_auth_env(self) -> dict[str, str]:
+        """The pipeline settings (``AQSTREAM__*``) a client of this stack needs for its authentication: none
+        when it is on (conf/pipeline.toml's defaults), PLAINTEXT Kafka and no Cassandra login when it is off."""
+        if self.authentication:
+            return {}
+        return {"AQSTREAM__KAFKA__SECURITY_PROTOCOL": "PLAINTEXT", "AQSTREAM__CASSANDRA__AUTHENTICATION": "false"}
 
     @property
     def connect_url(self) -> str:

@@ -175,16 +175,21 @@ class Service:
         return ":".join(str(self.cfg.lib_dir / s / "*") for s in sets)
 
     def render(self, template: str, target: str, **extra: str) -> Path:
-        values = {**self.cfg.template_values(), **extra}
         path = self.dir / target
+        text = self.render_text(template, **extra)
         try:
-            text = (self.cfg.conf_dir / template).read_text()
-            # format_map on a properties/yaml file: only {name} placeholders, no other braces in templates
-            path.write_text(text.format_map(values))
-        except (OSError, KeyError, ValueError) as exc:
-            source = self.cfg.conf_dir / template
-            raise StackError(f"{self.name}: could not write {path} from {source}: {exc!r}") from None
+            path.write_text(text)
+        except OSError as exc:
+            raise StackError(f"{self.name}: could not write {path}: {exc!r}") from None
         return path
+
+    def render_text(self, template: str, **extra: str) -> str:
+        """A template of conf/stack with its {name} placeholders filled (no other braces in templates)."""
+        source = self.cfg.conf_dir / template
+        try:
+            return source.read_text().format_map({**self.cfg.template_values(), **extra})
+        except (OSError, KeyError, ValueError) as exc:
+            raise StackError(f"{self.name}: could not fill {source}: {exc!r}") from None
 
     def run_preparation(self, what: str, cmd: list[str], timeout_s: float = 120.0) -> None:
         """Run one preparation command; on failure raise StackError with its name and output tail."""
@@ -207,7 +212,7 @@ def kafka_pipeline_config(cfg: StackConfig, service: str = "kafka"):
     from jobs.config import ConfigError, load_config
 
     try:
-        config = load_config()
+        config = load_config(environ={**os.environ, **cfg.pipeline_auth_env()})
     except ConfigError as exc:
         raise StackError(f"{service}: cannot read the pipeline config: {exc}") from None
     credentials = config.credentials
@@ -249,17 +254,25 @@ class Kafka(Service):
         config = kafka_pipeline_config(self.cfg)
         logins = {who: kafka_login(config, who) for who in KAFKA_PRINCIPALS}
         mechanism = config.kafka.sasl_mechanism
+        authentication = ""
+        if self.cfg.authentication:
+            authentication = self.render_text(
+                "kafka-authentication.properties",
+                sasl_mechanism=mechanism,
+                sasl_mechanism_lower=mechanism.lower(),
+                admin_user=logins["admin"].username,
+                admin_jaas=jaas_config(logins["admin"]),
+            )
         properties = self.render(
             "kafka-server.properties",
             "server.properties",
             data_dir=str(self.dir / "data"),
-            sasl_mechanism=mechanism,
-            sasl_mechanism_lower=mechanism.lower(),
-            admin_user=logins["admin"].username,
-            admin_jaas=jaas_config(logins["admin"]),
+            client_protocol=config.kafka.security_protocol,
+            authentication=authentication,
         )
         properties.chmod(0o600)  # it holds the admin password (the broker's own inter-broker login)
-        users = sorted(login.username for login in logins.values())
+        scram_logins = list(logins.values()) if self.cfg.authentication else []
+        users = sorted(login.username for login in scram_logins)
         if (self.dir / "data" / "meta.properties").exists():
             formatted_with = self.scram_users_file.read_text().split() if self.scram_users_file.exists() else []
             missing = sorted(set(users) - set(formatted_with))
@@ -272,7 +285,7 @@ class Kafka(Service):
             return
         scram = [
             arg
-            for login in logins.values()
+            for login in scram_logins
             for arg in ("--add-scram", scram_argument(mechanism, login.username, login.password.get_secret_value()))
         ]
         command = [
@@ -353,7 +366,14 @@ class Cassandra(Service):
 
     def prepare(self) -> None:
         super().prepare()
-        self.render("cassandra.yaml", "cassandra.yaml", data_dir=str(self.dir / "data"))
+        on = self.cfg.authentication
+        self.render(
+            "cassandra.yaml",
+            "cassandra.yaml",
+            data_dir=str(self.dir / "data"),
+            cassandra_authenticator="PasswordAuthenticator" if on else "AllowAllAuthenticator",
+            cassandra_authorizer="CassandraAuthorizer" if on else "AllowAllAuthorizer",
+        )
 
     def command(self) -> list[str]:
         jamm = next((self.cfg.lib_dir / "cassandra").glob("jamm-*.jar"), None)
@@ -391,6 +411,7 @@ class Cassandra(Service):
         environ = {
             "AQSTREAM__CREDENTIALS__SECRETS_DIR": str(self.cfg.state_dir / "secrets"),  # Stack.secrets_dir
             **os.environ,
+            **self.cfg.pipeline_auth_env(),
             "AQSTREAM__CASSANDRA__HOST": self.cfg.host,
             "AQSTREAM__CASSANDRA__PORT": str(self.port),
         }

@@ -135,6 +135,8 @@ def run_bench(
         "small_batch_readings": small_batch_readings,
         "small_batch_size": small_batch_size,
         "monitoring_overhead": monitoring_overhead,
+        # the stack's authentication (AQSTREAM_AUTHENTICATION): Kafka SASL/SCRAM and ACLs, Cassandra logins
+        "authentication": bench.stack.cfg.authentication,
         "spark_master": bench.spark.sparkContext.master,
         "shuffle_partitions": bench.spark.conf.get("spark.sql.shuffle.partitions"),
     }
@@ -354,7 +356,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"Measured {result['started_at'][:10]} on {m['cpus']} cores ({m['cpu_model']}), "
         f"{m['memory_bytes'] / 2**30:.0f} GiB; {result['prepare']['records']:,} readings; "
-        f"median of {result['settings']['runs']} run(s) (min–max); whole bench {result['seconds'] / 60:.1f} min.",
+        f"median of {result['settings']['runs']} run(s) (min–max); whole bench {result['seconds'] / 60:.1f} min; "
+        f"authentication {'on' if result['settings'].get('authentication', True) else 'off'}.",
         "",
         "| case | records/s median | min–max | seconds (median) | first batch (s, rows) | steady records/s "
         "| driver heap peak |",
@@ -535,11 +538,19 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir = Path(os.environ.get("AQSTREAM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
     stack = Stack()
+    if args.publish and not stack.cfg.authentication:
+        parser.error("--publish: the README's table is of the stack as shipped, with authentication on")
     not_healthy = [s.name for s in stack.status() if not s.healthy]
     if not_healthy:
         stack.up(not_healthy, log=lambda msg: print(f"[stack] {msg}"))
     master = os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]")
-    spark = build_spark(load_config(), "aqstream-bench", master=master, cassandra_role="cdc")
+    # a stack without authentication (AQSTREAM_AUTHENTICATION=false) takes no login
+    spark = build_spark(
+        load_config(environ={**os.environ, **stack.cfg.pipeline_auth_env()}),
+        "aqstream-bench",
+        master=master,
+        cassandra_role="cdc",
+    )
     spark.sparkContext.setLogLevel("WARN")
     print(f"Spark UI: {spark.sparkContext.uiWebUrl}")
     work = args.out / "work"  # checkpoints, Delta tables, job logs of this run; kept until the next

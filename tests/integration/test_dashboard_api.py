@@ -35,7 +35,7 @@ from schemas.cassandra import (
     STATIONS_TABLE,
 )
 from schemas.reading import POLLUTANT_FIELDS
-from tests.support.cassandra import cassandra_session, stack_secrets_env
+from tests.support.cassandra import cassandra_session, stack_client_env
 from tests.support.dashboard import epa_category
 from tests.support.pipeline import REPO_ROOT, parse_ts
 
@@ -155,7 +155,7 @@ def keyspace(stack, data_dir) -> Iterator[tuple]:
         "AQSTREAM__DASHBOARD__MAX_RANGE_DAYS": str(MAX_DAYS),
         "AQSTREAM__DASHBOARD__TREND_HOURS": "24",
         "AQSTREAM__DASHBOARD__PROMETHEUS_URL": stack.cfg.prometheus_url,
-        **stack_secrets_env(stack),
+        **stack_client_env(stack),
     }
     config = load_config(environ=env)
     apply_cql(config)

@@ -17,7 +17,7 @@ from schemas.cassandra import (
     cql_files,
     cql_statements,
 )
-from tests.support.cassandra import cassandra_session, stack_secrets_env
+from tests.support.cassandra import cassandra_session, stack_client_env
 from tests.support.cdc_events import beijing_readings
 from tests.support.pipeline import parse_ts
 
@@ -38,7 +38,7 @@ def old_layout(stack, data_dir, monkeypatch):
         "AQSTREAM__CASSANDRA__HOST": stack.cfg.host,
         "AQSTREAM__CASSANDRA__PORT": str(stack.cfg.cassandra_port),
         "AQSTREAM__CASSANDRA__KEYSPACE": keyspace,
-        **stack_secrets_env(stack),
+        **stack_client_env(stack),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -14,11 +14,14 @@ from jobs.config import CassandraRole, PipelineConfig, load_config
 SECRETS_DIR_SETTING = "AQSTREAM__CREDENTIALS__SECRETS_DIR"
 
 
-def stack_secrets_env(stack) -> dict[str, str]:
-    """The setting that has a pipeline config read the secrets this stack generated (``<state_dir>/secrets``,
-    so ``.state-faults/secrets`` for a stack with ``AQSTREAM_STATE_DIR=.state-faults``), unless the run sets
-    its own."""
-    return {SECRETS_DIR_SETTING: os.environ.get(SECRETS_DIR_SETTING, str(stack.secrets_dir))}
+def stack_client_env(stack) -> dict[str, str]:
+    """The settings that make a pipeline config a client of this stack: the secrets it generated
+    (``<state_dir>/secrets``, so ``.state-faults/secrets`` for a stack with ``AQSTREAM_STATE_DIR=.state-faults``,
+    unless the run sets its own), and no login where the stack runs without authentication."""
+    return {
+        SECRETS_DIR_SETTING: os.environ.get(SECRETS_DIR_SETTING, str(stack.secrets_dir)),
+        **stack.cfg.pipeline_auth_env(),
+    }
 
 
 def stack_config(stack, **settings: str) -> PipelineConfig:
@@ -26,7 +29,7 @@ def stack_config(stack, **settings: str) -> PipelineConfig:
     env = {
         "AQSTREAM__CASSANDRA__HOST": stack.cfg.host,
         "AQSTREAM__CASSANDRA__PORT": str(stack.cfg.cassandra_port),
-        **stack_secrets_env(stack),
+        **stack_client_env(stack),
         **settings,
     }
     return load_config(environ=env)

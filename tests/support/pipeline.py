@@ -19,7 +19,7 @@ from jobs.config import PipelineConfig, load_config
 from jobs.kafka_acls import apply_acls
 from jobs.kafka_auth import kafka_python_settings
 from jobs.setup import alerts_topic, apply_cql
-from tests.support.cassandra import cassandra_session, stack_secrets_env
+from tests.support.cassandra import cassandra_session, stack_client_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def isolated_config(stack, tmp_path: Path, partitions: int = 3, **overrides: str
         "AQSTREAM__PATHS__CDC_QUARANTINE": str(tmp_path / "cdc_quarantine"),
         # the jobs' Spark event logs beside the test's other files, not in the repo's .runs/spark-events
         "AQSTREAM__MONITORING__EVENT_LOG_DIR": str(tmp_path / "spark-events"),
-        **stack_secrets_env(stack),  # the roles' passwords this stack was set up with (.state-faults/secrets too)
+        **stack_client_env(stack),  # the passwords this stack was set up with (.state-faults/secrets too)
         **{f"AQSTREAM__{k.upper()}": v for k, v in overrides.items()},
     }
     config = load_config(environ=env)

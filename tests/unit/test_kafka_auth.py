@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.config import REPO_ROOT, load_config
-from jobs.kafka_acls import CONNECT_GROUP, CONNECT_INTERNAL_TOPIC_PREFIX, Grant, grants
+from jobs.kafka_acls import CONNECT_GROUP, CONNECT_INTERNAL_TOPIC_PREFIX, Grant, apply_acls, grants
 from jobs.kafka_auth import java_client_properties, kafka_python_settings, spark_kafka_options
 
 pytestmark = pytest.mark.unit
@@ -52,6 +52,25 @@ def test_a_plaintext_broker_reads_no_secret():
     assert spark_kafka_options(config, "collector") == {"kafka.bootstrap.servers": "127.0.0.1:9092"}
     assert kafka_python_settings(config, "collector") == {"bootstrap_servers": ["127.0.0.1:9092"]}
     assert java_client_properties(config.kafka, None) == {}
+    # nothing to grant on such a broker: no admin client is made (nothing listens at 127.0.0.1:9092 here)
+    assert apply_acls(config) == 0
+
+
+def test_a_cassandra_without_authentication_reads_no_secret():
+    from jobs.cassandra_client import connect
+    from jobs.session import cassandra_auth_settings
+
+    config = load_config(
+        environ={
+            "AQSTREAM__CASSANDRA__AUTHENTICATION": "false",
+            "AQSTREAM__CASSANDRA__PORT": "1",  # nothing listens: the connection fails, not the secret's read
+            "AQSTREAM__CREDENTIALS__SECRETS_DIR": "/nonexistent",
+        }
+    )
+    assert cassandra_auth_settings(config, "cdc") == {}
+    with pytest.raises(Exception) as refused:
+        connect(config, "cdc", timeout_s=1.0)
+    assert "NoHostAvailable" in type(refused.value).__name__
 
 
 def test_a_quote_in_a_password_is_escaped_for_jaas(monkeypatch):

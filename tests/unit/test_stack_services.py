@@ -129,3 +129,33 @@ def test_status_says_the_mongodb_stand_in_enforces_no_authentication(tmp_path):
 
     stand_in = MongoDB(StackConfig(state_dir=tmp_path, mongo_impl="java"), None)
     assert "authentication NOT enforced" in stand_in.implementation
+
+
+@pytest.mark.parametrize("authentication", [True, False])
+def test_the_brokers_and_cassandras_settings_follow_the_stacks_authentication(tmp_path, authentication):
+    """As shipped: SASL/SCRAM on the client listener, ACLs, SCRAM credentials at the format, Cassandra's password
+    logins. AQSTREAM_AUTHENTICATION=false (the bench beside it): PLAINTEXT, no ACLs, no credentials, open Cassandra,
+    and the pipeline configs the stack hands out say so."""
+    from stack.services import Cassandra, kafka_pipeline_config
+
+    cfg = StackConfig(state_dir=tmp_path / "state", lib_dir=tmp_path / "lib", authentication=authentication)
+    ensure_secrets(cfg.state_dir / "secrets")
+    with pytest.raises(StackError) as format_failed:  # the fake java: the properties are written by then
+        Kafka(cfg, _fake_java_home(tmp_path)).prepare()
+    server = dict(
+        line.split("=", 1)
+        for line in (cfg.state_dir / "kafka" / "server.properties").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    protocol = "SASL_PLAINTEXT" if authentication else "PLAINTEXT"
+    assert server["listeners"].startswith(f"{protocol}://") and server["inter.broker.listener.name"] == protocol
+    assert ("authorizer.class.name" in server) is authentication
+    assert ("sasl.enabled.mechanisms" in server) is authentication
+    assert ("--add-scram" in str(format_failed.value)) is authentication
+    assert kafka_pipeline_config(cfg).kafka.security_protocol == protocol
+
+    Cassandra(cfg, None).prepare()
+    cassandra = (cfg.state_dir / "cassandra" / "cassandra.yaml").read_text()
+    expected = "PasswordAuthenticator" if authentication else "AllowAllAuthenticator"
+    assert f"\nauthenticator: {expected}\n" in cassandra
+    assert (Cassandra(cfg, None).pipeline_config().cassandra.authentication) is authentication
