@@ -84,7 +84,15 @@ from jobs.alert_store import alerts_sender, apply_alert_changes, status_counts
 from jobs.cdc_store import CdcStore
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
-from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
+from jobs.runner import (
+    BACKGROUND_POOL,
+    StepTimes,
+    log_batch,
+    persisted,
+    read_kafka_topic,
+    run_job,
+    start_foreach_batch,
+)
 from jobs.sinks import (
     CASSANDRA_ATTEMPTS,
     DeltaTxn,
@@ -262,11 +270,8 @@ class CdcBatchWriter:
         if not self.aggregates_inline:
             self._write(changes, batch_id)
             return
-        persisted = changes.persist()
-        try:
-            self._write(persisted, batch_id)
-        finally:
-            persisted.unpersist()
+        with persisted(changes) as cached:
+            self._write(cached, batch_id)
 
     def _write(self, changes: DataFrame, batch_id: int) -> None:
         cas = self.config.cassandra

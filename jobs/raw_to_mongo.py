@@ -36,7 +36,15 @@ from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
 from jobs.kafka_auth import spark_kafka_options
 from jobs.mongo_auth import mongo_uri
-from jobs.runner import BACKGROUND_POOL, StepTimes, log_batch, read_kafka_topic, run_job, start_foreach_batch
+from jobs.runner import (
+    BACKGROUND_POOL,
+    StepTimes,
+    log_batch,
+    persisted,
+    read_kafka_topic,
+    run_job,
+    start_foreach_batch,
+)
 from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
 from jobs.transforms import raw_readings as T
 from schemas.reading import READING_FIELDS, reading_spark_schema
@@ -91,11 +99,8 @@ class RawBatchWriter:
         self.mongo_uri = mongo_uri(config, "raw_to_mongo")
 
     def __call__(self, kafka_rows: DataFrame, batch_id: int) -> None:
-        checked = check_records(kafka_rows, self.config).persist()
-        try:
+        with persisted(check_records(kafka_rows, self.config)) as checked:
             self._write(checked, batch_id)
-        finally:
-            checked.unpersist()
 
     def _write(self, checked: DataFrame, batch_id: int) -> None:
         cfg = self.config
@@ -170,14 +175,11 @@ class BronzeBatchWriter:
         # persisted: unpersisted, the optimizer inlines the reading's from_json into each of its ~30
         # field reads and the checks (114 parses of every record's JSON in the optimized plan), and a
         # 20,000-record batch took 11-14 s instead of 2-4 s (docs/streaming.md)
-        checked = check_records(kafka_rows, self.config).persist()
         txn = DeltaTxn(self.query_id.of(kafka_rows.sparkSession), batch_id)
-        try:
+        with persisted(check_records(kafka_rows, self.config)) as checked:
             rows = T.to_bronze_rows(checked, READING_SCHEMA)
             with times.step("bronze"):
                 with_retries("delta bronze append", lambda: append_to_delta(rows, str(self.config.paths.bronze), txn))
-        finally:
-            checked.unpersist()
         # no count here: a count would be a Spark job of its own, and an observation never completes
         # when Delta skips a replayed batch (no job runs)
         log.info("bronze batch %d: valid records appended in %s", batch_id, times)

@@ -50,6 +50,17 @@ class StepTimes:
         return f"{self.seconds:.1f} s ({parts})"
 
 
+@contextmanager
+def persisted(df: DataFrame) -> Iterator[DataFrame]:
+    """``df`` cached for the block's several reads of it (a batch's writes and tallies), released after it,
+    whatever its outcome: a failed batch must not leave its records on the executors' storage."""
+    cached = df.persist()
+    try:
+        yield cached
+    finally:
+        cached.unpersist()
+
+
 BATCH_LOG = logging.getLogger("aqstream.batches")
 LATENCY_POOL, BACKGROUND_POOL = "latency", "background"
 
