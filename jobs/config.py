@@ -123,6 +123,12 @@ class MongoConfig(_Section):
     # true: every client logs in as its own user ([credentials] mongo_user_*; jobs/mongo_auth.py), which a real
     # mongod started by the stack requires (it runs with --auth); false: no login (the Java stand-in cannot log in)
     authentication: bool = False
+    # true: TLS to the server (jobs/mongo_auth.py adds tls=true to the connection string); pymongo verifies the
+    # server's certificate against tls_ca_file (PEM), the JVM clients (the Spark connector, Debezium in Kafka
+    # Connect) against tls_truststore (JKS). Relative paths: in credentials.secrets_dir, where the stack makes both
+    tls: bool = False
+    tls_ca_file: str = Field(default="tls/mongo-cert.pem", min_length=1)
+    tls_truststore: str = Field(default="tls/mongo-truststore.jks", min_length=1)
     database: str = Field(min_length=1)
     collection: str = Field(min_length=1)
     max_batch_size: int = Field(default=512, gt=0)

@@ -35,7 +35,7 @@ from pyspark.sql.streaming import StreamingQuery
 from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
 from jobs.kafka_auth import spark_kafka_options
-from jobs.mongo_auth import mongo_uri
+from jobs.mongo_auth import mongo_uri, tls_file
 from jobs.runner import (
     BACKGROUND_POOL,
     StepTimes,
@@ -95,8 +95,10 @@ class RawBatchWriter:
     def __init__(self, config: PipelineConfig):
         self.config = config
         self.query_id = QueryId(config.paths.checkpoint(QUERY_NAME))
-        # read once, at start: a missing secret fails the job before its first batch
+        # read once, at start: a missing secret (or TLS trust store) fails the job before its first batch
         self.mongo_uri = mongo_uri(config, "raw_to_mongo")
+        if config.mongo.tls:
+            tls_file(config, "tls_truststore")
 
     def __call__(self, kafka_rows: DataFrame, batch_id: int) -> None:
         with persisted(check_records(kafka_rows, self.config)) as checked:

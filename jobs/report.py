@@ -16,7 +16,7 @@ from typing import Any
 
 from jobs.config import PipelineConfig, load_config_or_report
 from jobs.kafka_auth import kafka_python_settings
-from jobs.mongo_auth import mongo_uri
+from jobs.mongo_auth import mongo_client
 from jobs.redact import install_excepthook, redact
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
@@ -25,8 +25,6 @@ from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 
 
 def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
-    from pymongo import MongoClient
-
     # offsets only: the monitor principal, which may describe the topics but read no record
     kafka, monitor = config.kafka, kafka_python_settings(config, "monitor")
     counts: dict[str, Any] = {
@@ -34,7 +32,7 @@ def store_counts(config: PipelineConfig, spark) -> dict[str, Any]:
         "kafka_quarantine": topic_size(monitor, kafka.quarantine_topic),
         "kafka_cdc": topic_size(monitor, kafka.cdc_topic),
     }
-    client = MongoClient(mongo_uri(config, "raw_to_mongo"), serverSelectionTimeoutMS=10000)
+    client = mongo_client(config, "raw_to_mongo", serverSelectionTimeoutMS=10000)
     try:
         collection = client[config.mongo.database][config.mongo.collection]
         counts["mongo_documents"] = collection.count_documents({})

@@ -7,6 +7,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from jobs.config import REPO_ROOT, CassandraRole, PipelineConfig
+from jobs.mongo_auth import jvm_trust_options
 from jobs.paths import ensure_local_dir, path_uri
 
 SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
@@ -49,6 +50,9 @@ def spark_settings(config: PipelineConfig, cassandra_role: CassandraRole | None 
     settings["spark.cassandra.connection.localDC"] = config.cassandra.local_dc
     settings["spark.cassandra.input.consistency.level"] = config.cassandra.read_consistency
     settings["spark.cassandra.output.consistency.level"] = config.cassandra.write_consistency
+    for side in ("driver", "executor"):  # the Mongo Spark connector's TLS trust: the JVM's default store
+        key = f"spark.{side}.extraJavaOptions"
+        settings[key] = " ".join([settings.get(key, ""), *jvm_trust_options(config)]).strip()
     if cassandra_role is not None:
         settings.update(cassandra_auth_settings(config, cassandra_role))
     return settings

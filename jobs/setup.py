@@ -21,7 +21,7 @@ from jobs.config import PipelineConfig, load_config_or_report
 from jobs.kafka_acls import apply_acls
 from jobs.kafka_auth import kafka_python_settings
 from jobs.migrate_aggregates import migrate
-from jobs.mongo_auth import mongo_uri
+from jobs.mongo_auth import mongo_client
 from schemas.cassandra import cql_statements
 
 # a compacted topic keeps the latest record of each key (an alert's current state), not a time window
@@ -70,9 +70,9 @@ def create_topics(config: PipelineConfig) -> list[str]:
 
 
 def create_mongo_indexes(config: PipelineConfig) -> list[str]:
-    from pymongo import ASCENDING, MongoClient
+    from pymongo import ASCENDING
 
-    client = MongoClient(mongo_uri(config, "raw_to_mongo"), serverSelectionTimeoutMS=10000)
+    client = mongo_client(config, "raw_to_mongo", serverSelectionTimeoutMS=10000)
     try:
         db = client[config.mongo.database]
         if config.mongo.collection not in db.list_collection_names():

@@ -24,7 +24,8 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from jobs.config import REPO_ROOT
+from jobs.config import REPO_ROOT, PipelineConfig, load_config_or_report
+from jobs.mongo_auth import jvm_trust_options
 from jobs.redact import install_excepthook, redact_argv
 from jobs.session import SPARK_DEFAULTS, connector_jars, read_spark_defaults
 
@@ -90,20 +91,41 @@ def absolute_job_args(job_args: list[str], cwd: Path) -> list[str]:
     return args
 
 
+def job_config(job_args: list[str]) -> PipelineConfig:
+    """The pipeline config the job will read (its ``--config``, else the default), for what the driver JVM must
+    be started with; a bad one exits 2 naming the field, as the job itself would."""
+    path = None
+    for i, arg in enumerate(job_args):
+        if arg == "--config" and i + 1 < len(job_args):
+            path = job_args[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.removeprefix("--config=")
+    config = load_config_or_report(path)
+    if config is None:
+        raise SystemExit(2)
+    return config
+
+
 def build_command(
     job: str, job_args: list[str], master: str, python: str, cwd: Path, confs: tuple[str, ...] = ()
 ) -> list[str]:
     if job not in JOBS:
         raise SystemExit(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
-    java_options = (
-        f"{read_spark_defaults().get('spark.driver.extraJavaOptions', '')} -Dlog4j2.configurationFile={LOG_CONFIG}"
+    job_args = absolute_job_args(job_args, cwd)
+    # the driver JVM's own options: set before it starts, so here (the job's session cannot change them)
+    java_options = " ".join(
+        [
+            read_spark_defaults().get("spark.driver.extraJavaOptions", ""),
+            f"-Dlog4j2.configurationFile={LOG_CONFIG}",
+            *jvm_trust_options(job_config(job_args)),
+        ]
     )
     command = [spark_submit_binary(), "--properties-file", str(SPARK_DEFAULTS)]
     command += ["--driver-java-options", java_options.strip()]
     command += ["--master", master, *cluster_options(master, python)]
     command += [arg for conf in confs for arg in ("--conf", conf)]
     command += ["--jars", ",".join(connector_jars()), "--py-files", str(python_zip())]
-    command += [str(REPO_ROOT / "jobs" / f"{job}.py"), *absolute_job_args(job_args, cwd)]
+    command += [str(REPO_ROOT / "jobs" / f"{job}.py"), *job_args]
     return command
 
 

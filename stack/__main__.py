@@ -93,7 +93,7 @@ def _connector(stack: Stack, args: argparse.Namespace) -> int:
     url = stack.connect_url
     if args.action == "register":
         overrides = dict(item.split("=", 1) for item in args.set)
-        definition = connector.load_connector(args.file, overrides, connector.mongo_login(stack.cfg))
+        definition = connector.stack_definition(stack.cfg, args.file, overrides)
         print(f"{definition['name']}: {connector.register(url, definition)}")
         state = connector.wait_running(url, definition["name"])
         print(json.dumps(redact_mapping(state), indent=2))

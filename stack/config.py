@@ -60,8 +60,9 @@ class StackConfig(BaseModel):
     mongo_replica_set: str = "rs0"
     # "auto": a real mongod when one is on PATH, else the Java stand-in; "java" forces the stand-in.
     mongo_impl: Literal["auto", "java", "mongod"] = "auto"
-    # false: Kafka without SASL or ACLs and Cassandra without logins or roles, and the pipeline configs the
-    # stack hands out say so (pipeline_auth_env): only to measure what authentication costs (make bench)
+    # false: Kafka without SASL or ACLs, Cassandra without logins or roles, the MongoDB stand-in without TLS,
+    # and the pipeline configs the stack hands out say so (pipeline_auth_env): only to measure what that costs
+    # (make bench-noauth)
     authentication: bool = True
     start_timeout_s: float = Field(default=240.0, gt=0)
     stop_timeout_s: float = Field(default=60.0, gt=0)
@@ -121,10 +122,15 @@ class StackConfig(BaseModel):
 
     def pipeline_auth_env(self) -> dict[str, str]:
         """The pipeline settings (``AQSTREAM__*``) a client of this stack needs for its authentication: none
-        when it is on (conf/pipeline.toml's defaults), PLAINTEXT Kafka and no Cassandra login when it is off."""
+        when it is on (conf/pipeline.toml's defaults); PLAINTEXT Kafka, no Cassandra login and no TLS to MongoDB
+        when it is off."""
         if self.authentication:
             return {}
-        return {"AQSTREAM__KAFKA__SECURITY_PROTOCOL": "PLAINTEXT", "AQSTREAM__CASSANDRA__AUTHENTICATION": "false"}
+        return {
+            "AQSTREAM__KAFKA__SECURITY_PROTOCOL": "PLAINTEXT",
+            "AQSTREAM__CASSANDRA__AUTHENTICATION": "false",
+            "AQSTREAM__MONGO__TLS": "false",
+        }
 
     @property
     def connect_url(self) -> str:

@@ -31,6 +31,20 @@ def load_connector(
     return {"name": config.pop("name", definition["name"]), "config": config}
 
 
+def stack_definition(
+    stack_cfg: StackConfig, path: Path = DEFAULT_CONNECTOR_FILE, overrides: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The definition as this stack registers it: Debezium's login (:func:`mongo_login`), and ``tls=true`` in
+    its connection string where the stack's MongoDB speaks TLS (Kafka Connect's JVM trusts its certificate)."""
+    from jobs.mongo_auth import with_tls
+    from stack.core import Stack
+
+    definition = load_connector(path, overrides, mongo_login(stack_cfg))
+    config = definition["config"]
+    config["mongodb.connection.string"] = with_tls(config["mongodb.connection.string"], Stack(stack_cfg).mongo_tls)
+    return definition
+
+
 def mongo_login(stack_cfg: StackConfig) -> dict[str, str]:
     """Debezium's MongoDB user and password for the connector's config, from the pipeline config and this stack's
     secrets: nothing unless ``mongo.authentication`` is on (jobs/mongo_auth.py)."""

@@ -194,8 +194,28 @@ class Stack:
         return self.cfg.connect_url
 
     @property
+    def mongo_tls(self) -> bool:
+        """Whether this stack's MongoDB speaks TLS (the stand-in with ``mongo.tls``: stack/mongo_tls.py)."""
+        return self.service("mongodb").tls
+
+    @property
     def mongo_uri(self) -> str:
-        return self.cfg.mongo_uri
+        """A connection string to this stack's replica set, with ``tls=true`` where it speaks TLS (for clients that
+        take their trust from elsewhere: Kafka Connect's JVM; pymongo's: :meth:`mongo_client`)."""
+        from jobs.mongo_auth import with_tls
+
+        return with_tls(self.cfg.mongo_uri, self.mongo_tls)
+
+    def mongo_client(self, **options):
+        """pymongo on this stack's MongoDB (one node, ``directConnection``), trusting its certificate where it
+        speaks TLS; ``options`` are MongoClient's."""
+        from jobs.mongo_auth import mongo_client
+        from stack.services import kafka_pipeline_config
+
+        config = kafka_pipeline_config(self.cfg, service="mongodb")
+        uri = f"mongodb://{self.cfg.host}:{self.cfg.mongo_port}/?directConnection=true"
+        mongo = config.mongo.model_copy(update={"uri": uri, "tls": self.mongo_tls})
+        return mongo_client(config.model_copy(update={"mongo": mongo}), **options)
 
     def stop_service(self, name: str) -> str:
         return self.service(name).stop()

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         step("Topics, MongoDB indexes, Cassandra schema")
         run([PY, "-m", "jobs.setup", "all"])
         step("Debezium MongoDB connector")
-        definition = connector.load_connector(login=connector.mongo_login(stack.cfg))
+        definition = connector.stack_definition(stack.cfg)
         print(f"  {definition['name']}: {connector.register(stack.connect_url, definition)}")
         connector.wait_running(stack.connect_url, definition["name"])
         step("Replaying recorded real readings through the collectors")
@@ -142,12 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         step("raw_to_mongo (spark-submit; Spark UI on http://localhost:4040 while it runs)")
         run([PY, "-m", "jobs.submit", "raw_to_mongo", "--available-now"])
         step("Waiting for Debezium to emit every change")
-        from pymongo import MongoClient
-
         captured = definition["config"]["collection.include.list"]  # "<database>.<collection>"
         cdc_topic = f"{definition['config']['topic.prefix']}.{captured}"
         database, collection = captured.split(".", 1)
-        client = MongoClient(stack.cfg.host, stack.cfg.mongo_port, directConnection=True)
+        client = stack.mongo_client()
         document_ids = [d["_id"] for d in client[database][collection].find({}, {"_id": 1})]
         client.close()
         try:

@@ -16,7 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
-from jobs.mongo_auth import AUTH_SOURCE
+from jobs.mongo_auth import AUTH_SOURCE, jvm_trust_options
 from jobs.redact import redact
 from stack.config import REPO_ROOT, StackConfig
 from stack.process import pid_alive, port_taken, rss_bytes, start_detached, stop_pid, wait_exec
@@ -170,6 +170,10 @@ class Service:
     def java(self) -> str:
         assert self.java_home is not None
         return str(self.java_home / "bin" / "java")
+
+    def keytool(self) -> Path:
+        assert self.java_home is not None
+        return self.java_home / "bin" / "keytool"
 
     def classpath(self, *sets: str) -> str:
         return ":".join(str(self.cfg.lib_dir / s / "*") for s in sets)
@@ -475,8 +479,14 @@ def mongod_command(cfg: StackConfig, data_dir: Path, keyfile: Path) -> list[str]
     ]
 
 
-def mongo_authentication_problem(use_mongod: bool, authentication: bool) -> str | None:
-    """Why the stack's MongoDB and the jobs' ``mongo.authentication`` cannot work together, or None."""
+def mongo_authentication_problem(use_mongod: bool, authentication: bool, tls: bool = False) -> str | None:
+    """Why the stack's MongoDB and the jobs' ``mongo.authentication`` and ``mongo.tls`` cannot work together, or
+    None."""
+    if use_mongod and tls:
+        return (
+            "mongodb: mongo.tls is true, but the stack serves TLS from its Java stand-in only, not from a real mongod: "
+            "set mongo.tls = false (AQSTREAM__MONGO__TLS=false), or keep the stand-in (AQSTREAM_MONGO_IMPL=java)"
+        )
     if use_mongod and not authentication:
         return (
             "mongodb: a real mongod runs with --auth, but mongo.authentication is false, so the jobs and Debezium "
@@ -512,7 +522,20 @@ class MongoDB(Service):
         if self.use_mongod:
             return f"mongod (real MongoDB, replica set {self.cfg.mongo_replica_set}, --auth with a keyfile)"
         # it answers no authentication command: say so wherever the stack is listed (docs/security.md)
-        return "mongo-java-server (Java stand-in, see stack/mongo-server/README.md; authentication NOT enforced)"
+        tls = "TLS only" if self.tls else "no TLS"
+        return (
+            f"mongo-java-server (Java stand-in, see stack/mongo-server/README.md; {tls}; authentication NOT enforced)"
+        )
+
+    @property
+    def tls(self) -> bool:
+        """Whether the stand-in serves TLS: as the pipeline config the stack hands out says (``mongo.tls``)."""
+        return not self.use_mongod and self.pipeline_config().mongo.tls
+
+    def tls_material(self):
+        from stack.mongo_tls import MongoTls
+
+        return MongoTls.in_folder(self.pipeline_config().credentials.secrets_dir)
 
     @property
     def marker(self) -> str:
@@ -530,9 +553,17 @@ class MongoDB(Service):
     def prepare(self) -> None:
         super().prepare()
         (self.dir / "data").mkdir(exist_ok=True)
-        problem = mongo_authentication_problem(self.use_mongod, self.pipeline_config().mongo.authentication)
+        mongo = self.pipeline_config().mongo
+        problem = mongo_authentication_problem(self.use_mongod, mongo.authentication, mongo.tls)
         if problem:
             raise StackError(problem)
+        if self.tls:
+            from stack.mongo_tls import ensure_mongo_tls
+
+            try:
+                ensure_mongo_tls(self.pipeline_config().credentials.secrets_dir, self.keytool(), self.cfg.host)
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+                raise StackError(f"mongodb: making its TLS key store failed: {exc}") from None
         if self.use_mongod:
             from stack.secret_files import ensure_keyfile
 
@@ -556,25 +587,30 @@ class MongoDB(Service):
             str(self.port),
             "--data-dir",
             str(self.dir / "data"),
+            *self._tls_arguments(),
         ]
+
+    def _tls_arguments(self) -> list[str]:
+        if not self.tls:
+            return []
+        tls = self.tls_material()
+        return ["--tls-keystore", str(tls.keystore), "--tls-keystore-password-file", str(tls.keystore_password_file)]
 
     def _client(self, login=None):
         from pymongo import MongoClient
 
-        credentials = {}
+        options = {}
+        if self.tls:
+            options.update(tls=True, tlsCAFile=str(self.tls_material().cert))
         if login is not None:
-            credentials = {
-                "username": login.username,
-                "password": login.password.get_secret_value(),
-                "authSource": AUTH_SOURCE,
-            }
+            options.update(username=login.username, password=login.password.get_secret_value(), authSource=AUTH_SOURCE)
         return MongoClient(
             self.cfg.host,
             self.port,
             directConnection=True,
             serverSelectionTimeoutMS=3000,
             connectTimeoutMS=3000,
-            **credentials,
+            **options,
         )
 
     def healthy(self) -> bool:
@@ -727,6 +763,8 @@ class KafkaConnect(Service):
             self.marker,
             f"-Dlog4j2.configurationFile={self.cfg.conf_dir / 'log4j2.properties'}",
             self._metrics_agent(),
+            # Debezium's MongoDB source and sink reach the stand-in over TLS: its certificate as the default trust
+            *jvm_trust_options(kafka_pipeline_config(self.cfg, service="connect")),
             "-cp",
             self.classpath("connect"),
             "org.apache.kafka.connect.cli.ConnectDistributed",

@@ -35,7 +35,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
-from pymongo import MongoClient, ReplaceOne
+from pymongo import ReplaceOne
 from pyspark import StorageLevel
 from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
@@ -45,6 +45,7 @@ from jobs.config import PipelineConfig, load_config
 from jobs.kafka_acls import SINK_DLQ_SUFFIX, apply_acls
 from jobs.kafka_auth import kafka_python_settings
 from jobs.metrics_endpoint import MetricsServer
+from jobs.mongo_auth import mongo_client
 from jobs.setup import apply_cql, create_mongo_indexes, create_topics
 from jobs.topics import (
     cdc_document_id,
@@ -297,10 +298,6 @@ class Bench:
     _configs: list[PipelineConfig] = field(default_factory=list)
     _connectors: list[str] = field(default_factory=list)
 
-    @property
-    def mongo_uri(self) -> str:
-        return f"mongodb://{self.stack.cfg.host}:{self.stack.cfg.mongo_port}/?directConnection=true"
-
     def beijing_files(self) -> list[Path]:
         files = sorted((self.data_dir / "bench").glob(BEIJING_GLOB))
         if len(files) != BEIJING_STATIONS:
@@ -370,7 +367,7 @@ class Bench:
                 connector.delete(self.stack.connect_url, name)
             except Exception as exc:  # noqa: BLE001 - cleanup goes on; the case already reported its own error
                 print(f"cleanup: deleting connector {name} failed: {exc}", file=sys.stderr)
-        client = MongoClient(self.mongo_uri)
+        client = self.stack.mongo_client()
         cluster, session = cassandra_session(stack_config(self.stack))
         try:
             for config in self._configs:
@@ -502,7 +499,7 @@ def raw_to_mongo_job(bench: Bench, run: int, monitored: bool = False) -> tuple[R
 
 
 def _mongo_count(config: PipelineConfig, collection: str | None = None) -> int:
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     try:
         return client[config.mongo.database][collection or config.mongo.collection].count_documents({})
     finally:
@@ -510,7 +507,7 @@ def _mongo_count(config: PipelineConfig, collection: str | None = None) -> int:
 
 
 def _mongo_ids(config: PipelineConfig) -> list[str]:
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     try:
         return [d["_id"] for d in client[config.mongo.database][config.mongo.collection].find({}, {"_id": 1})]
     finally:
@@ -536,7 +533,7 @@ def seeds_consumer(bench: Bench, run: int, limit: int | None) -> Run:
     """A plain kafka-python consumer, ``insert_one`` per message (seeds 000 and 002), same topic and MongoDB."""
     config, _ = bench.config(f"seeds-{run}")
     records = min(limit or bench.raw_records, bench.raw_records)
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     collection = client[config.mongo.database][config.mongo.collection]
     consumer = KafkaConsumer(
         bench.raw_topic,
@@ -617,7 +614,7 @@ def mongo_bulk_ceiling(bench: Bench, run: int) -> Run:
     """
     config, _ = bench.config(f"mongo-bulk-{run}")
     create_mongo_indexes(config)  # the job's collection has the same index
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     collection = client[config.mongo.database][config.mongo.collection]
     written, seconds, calls = 0, 0.0, 0
     try:
@@ -695,7 +692,7 @@ def mongo_sink_peer(bench: Bench, run: int, poll_s: float = 0.5, stall_s: float 
     dlq = bench.raw_topic + SINK_DLQ_SUFFIX
     dead_before = sum(latest_offsets(bench.stack.kafka_client("admin"), [dlq]).get(dlq, {}).values())
     definition = mongo_sink_connector(bench.stack, bench.raw_topic, config.mongo.database, collection_name, name, dlq)
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     collection = client[config.mongo.database][collection_name]
     admin = KafkaAdminClient(**bench.stack.kafka_client("admin"))
     probe = KafkaConsumer(**bench.stack.kafka_client("admin"))

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from pymongo import MongoClient
-
 from tests.bench import harness as H
 from tests.bench.__main__ import chart, run_bench, table
 
@@ -20,7 +18,7 @@ SMALL_BATCH_READINGS, SMALL_BATCH_SIZE = 250, 50
 
 def expected_windows(bench: H.Bench, database: str, collection: str) -> int:
     """The oracle for the aggregate rows: distinct (station, hour) and (station, day) of the documents."""
-    client = MongoClient(bench.mongo_uri)
+    client = bench.stack.mongo_client()
     try:
         documents = client[database][collection].find({}, {"station_id": 1, "ts": 1})
         windows: dict[str, set] = defaultdict(set)

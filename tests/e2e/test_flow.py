@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
-from pymongo import MongoClient
 
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.kafka_auth import kafka_python_settings
+from jobs.mongo_auth import mongo_client
 from jobs.report import store_counts
 from jobs.topics import wait_for_cdc
 from jobs.transforms import raw_readings as T
@@ -127,7 +127,7 @@ def run_the_flow_to_its_exact_end_state(flow, spark, data_dir, tmp_path, run_job
     rejected = [r for r in sent if out_of_range(r)]
 
     run_job(raw_to_mongo)
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     try:
         documents = {d["_id"]: d for d in client[config.mongo.database][config.mongo.collection].find()}
     finally:

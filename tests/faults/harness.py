@@ -26,10 +26,10 @@ from pathlib import Path
 
 import requests
 from kafka import KafkaConsumer, TopicPartition
-from pymongo import MongoClient
 
 from jobs import cdc_to_cassandra, raw_to_mongo
 from jobs.kafka_auth import kafka_python_settings
+from jobs.mongo_auth import mongo_client
 from jobs.sinks import read_delta
 from jobs.topics import topic_size
 from jobs.transforms import raw_readings as T
@@ -195,7 +195,7 @@ class FlowRun:
         self.poison_sent: list[tuple[str, bytes]] = []
         self._flow = isolated_flow(stack, tmp_path, **overrides)
         self.config, self.env, self.session = self._flow.__enter__()
-        self.mongo = MongoClient(self.config.mongo.uri)[self.config.mongo.database][self.config.mongo.collection]
+        self.mongo = mongo_client(self.config)[self.config.mongo.database][self.config.mongo.collection]
         self.connector_name = f"aqstream-flow-{self.config.mongo.database.removeprefix('aq_')}"
 
     # -- jobs -----------------------------------------------------------------------------------

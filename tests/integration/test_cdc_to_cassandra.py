@@ -21,6 +21,7 @@ import pytest
 
 from jobs import cdc_to_cassandra as job
 from jobs.kafka_auth import kafka_python_settings
+from jobs.mongo_auth import mongo_client
 from jobs.topics import read_topic, wait_for_cdc
 from schemas.cassandra import AGGREGATE_BUCKETS_TABLE
 from stack import connector
@@ -337,7 +338,6 @@ def _aggregates_match(actual: pd.DataFrame, readings: list[dict]) -> bool:
 def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
     """MongoDB → Debezium (the committed connector of conf/debezium/) → Kafka → job → Cassandra, with an
     update and a delete. A connector that cannot run fails the test, in every mode."""
-    from pymongo import MongoClient
 
     config, _, session = cdc_env
     prefix = f"cdc{config.mongo.database.removeprefix('aq_')}"
@@ -349,7 +349,7 @@ def test_real_debezium_connector_end_to_end(stack, spark, cdc_env, data_dir):
     try:
         connector.wait_running(stack.connect_url, definition["name"])
         readings = beijing_readings(data_dir, "Changping", 48)
-        client = MongoClient(config.mongo.uri)
+        client = mongo_client(config)
         coll = client[config.mongo.database][config.mongo.collection]
         coll.insert_many([mongo_document(r) for r in readings])
         wait_for_cdc(bootstrap, topic, [r["event_id"] for r in readings], timeout_s=180)

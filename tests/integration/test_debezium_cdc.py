@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient
 from pyspark.sql import functions as F
 
 from collectors import replay
@@ -57,7 +56,7 @@ def capture(stack):
         "AQSTREAM__KAFKA__CDC_TOPIC": f"t{tag}.{database}.readings_raw",
     }
     apply_acls(load_config(environ=environ))
-    client = MongoClient(stack.mongo_uri, serverSelectionTimeoutMS=10000)
+    client = stack.mongo_client(serverSelectionTimeoutMS=10000)
     state = {
         "definition": definition,
         "collection": client[database]["readings_raw"],

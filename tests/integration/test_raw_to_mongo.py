@@ -8,10 +8,10 @@ import signal
 import time
 
 import pytest
-from pymongo import MongoClient
 
 from jobs import raw_to_mongo
 from jobs.kafka_auth import kafka_python_settings
+from jobs.mongo_auth import mongo_client
 from jobs.topics import read_topic
 from jobs.transforms import raw_readings as T
 from tests.support.flow import out_of_range, run_available_now, submit_job
@@ -67,7 +67,7 @@ def poison_messages(good: dict) -> dict[str, list[bytes | None]]:
 
 
 def store_state(spark, config) -> dict:
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     try:
         documents = {d["_id"]: d for d in client[config.mongo.database][config.mongo.collection].find()}
     finally:
@@ -148,7 +148,7 @@ def test_sigkill_mid_stream_then_restart_equals_an_uninterrupted_run(stack, spar
     config, env = isolated_config(stack, tmp_path, kafka__max_offsets_per_trigger="400")
     readings = replay_to_kafka(config, "beijing", beijing_files, limit=2000, out=tmp_path / "sent.ndjson")
     flagged = {r["event_id"] for r in readings if out_of_range(r)}
-    client = MongoClient(config.mongo.uri)
+    client = mongo_client(config)
     collection = client[config.mongo.database][config.mongo.collection]
     try:
         job = submit_job("raw_to_mongo", env)

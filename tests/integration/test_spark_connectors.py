@@ -6,11 +6,11 @@ import time
 import uuid
 
 from kafka import KafkaProducer
-from pymongo import MongoClient
 from pyspark.errors import AnalysisException
 
 from jobs.cassandra_roles import grant_application_roles
 from jobs.kafka_auth import spark_kafka_options
+from jobs.mongo_auth import with_tls
 from stack.services import kafka_pipeline_config
 from tests.support.cassandra import cassandra_session, stack_config
 
@@ -39,7 +39,7 @@ def test_kafka_source_reads_what_kafka_python_produced(stack, spark):
 
 
 def test_mongo_connector_upserts_by_id(stack, spark):
-    uri = f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true"
+    uri = with_tls(f"mongodb://{stack.cfg.host}:{stack.cfg.mongo_port}/?directConnection=true", stack.mongo_tls)
     collection = f"c{uuid.uuid4().hex[:8]}"
     first = spark.createDataFrame([("a", 1.0), ("b", 2.0)], "_id string, v double")
     second = spark.createDataFrame([("a", 3.0)], "_id string, v double")
@@ -54,7 +54,7 @@ def test_mongo_connector_upserts_by_id(stack, spark):
             .option("upsertDocument", "true")
             .save()
         )
-    client = MongoClient(uri)
+    client = stack.mongo_client()
     try:
         docs = sorted(client.aqstream_smoke[collection].find(), key=lambda d: d["_id"])
     finally:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import requests
 from kafka import KafkaProducer
-from pymongo import MongoClient
 
 from jobs.topics import read_topic
 from stack.process import pid_alive
@@ -27,8 +26,8 @@ def _cassandra(stack):
     return cassandra_session(stack_config(stack))
 
 
-def _mongo(stack) -> MongoClient:
-    return MongoClient(stack.cfg.host, stack.cfg.mongo_port, directConnection=True, serverSelectionTimeoutMS=10000)
+def _mongo(stack):
+    return stack.mongo_client(serverSelectionTimeoutMS=10000)
 
 
 def test_kafka_message_round_trip(stack):
@@ -62,6 +61,26 @@ def test_mongo_document_insert_and_find(stack):
         assert coll.find_one({"_id": doc_id}) == {"_id": doc_id, "pm25": 12.5}
     finally:
         client.close()
+
+
+def test_the_mongo_stand_in_speaks_only_tls_and_only_with_its_certificate_trusted(stack):
+    """A client without TLS, and one with TLS that does not trust the stand-in's certificate, get nothing;
+    the one trusting mongo.tls_ca_file (above) works."""
+    from pymongo import MongoClient
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    assert stack.mongo_tls, "the stack's MongoDB serves TLS by default (conf/pipeline.toml [mongo] tls)"
+    bounded = {"directConnection": True, "serverSelectionTimeoutMS": 3000}
+    for refused in (
+        MongoClient(stack.cfg.host, stack.cfg.mongo_port, **bounded),
+        MongoClient(stack.cfg.host, stack.cfg.mongo_port, tls=True, **bounded),  # the system's CAs only
+    ):
+        try:
+            with pytest.raises(ServerSelectionTimeoutError) as failed:
+                refused.admin.command("ping")
+        finally:
+            refused.close()
+        assert "certificate verify failed" in str(failed.value) or "connection closed" in str(failed.value)
 
 
 def test_connect_lists_debezium_mongodb_plugin(stack):

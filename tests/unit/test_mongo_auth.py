@@ -15,10 +15,19 @@ from pydantic import SecretStr
 from pymongo.uri_parser import parse_uri
 
 from jobs.config import ConfigError, Login, load_config
-from jobs.mongo_auth import debezium_connector_login, mongo_uri, uri_with_login
+from jobs.mongo_auth import (
+    debezium_connector_login,
+    jvm_trust_options,
+    mongo_client,
+    mongo_uri,
+    uri_with_login,
+    with_tls,
+)
 from jobs.redact import redact, redact_mapping, remember
 from stack.config import StackConfig
 from stack.connector import load_connector
+from stack.java import find_java17
+from stack.mongo_tls import MongoTls
 from stack.mongo_users import create_admin_command, role_commands, user_commands
 from stack.secret_files import ensure_keyfile
 from stack.services import MongoDB, StackError, mongod_command
@@ -31,12 +40,12 @@ AWKWARD = "p@ss:w/rd%+ ?#"
 BASE64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
-def _config(tmp_path: Path, authentication: bool, **secrets: str):
+def _config(tmp_path: Path, authentication: bool, tls: bool = False, **secrets: str):
     folder = tmp_path / "secrets"
     folder.mkdir(exist_ok=True)
     for name, value in secrets.items():
         (folder / name).write_text(value + "\n")
-    environ = {"AQSTREAM__CREDENTIALS__SECRETS_DIR": str(folder)}
+    environ = {"AQSTREAM__CREDENTIALS__SECRETS_DIR": str(folder), "AQSTREAM__MONGO__TLS": str(tls).lower()}
     if authentication:
         environ["AQSTREAM__MONGO__AUTHENTICATION"] = "true"
     return load_config(environ=environ)
@@ -79,6 +88,7 @@ def _fake_mongod_on_path(tmp_path: Path, monkeypatch) -> None:
 def test_a_real_mongod_is_prepared_with_a_keyfile_in_the_stacks_secrets_and_started_with_it(tmp_path, monkeypatch):
     _fake_mongod_on_path(tmp_path, monkeypatch)
     monkeypatch.setenv("AQSTREAM__MONGO__AUTHENTICATION", "true")
+    monkeypatch.setenv("AQSTREAM__MONGO__TLS", "false")
     mongod = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="mongod"), None)
     mongod.prepare()
     keyfile = tmp_path / "state" / "secrets" / "mongod.keyfile"
@@ -91,17 +101,41 @@ def test_a_real_mongod_is_prepared_with_a_keyfile_in_the_stacks_secrets_and_star
 def test_a_real_mongod_with_authentication_off_in_the_config_is_refused_naming_the_field(tmp_path, monkeypatch):
     _fake_mongod_on_path(tmp_path, monkeypatch)
     monkeypatch.delenv("AQSTREAM__MONGO__AUTHENTICATION", raising=False)
+    monkeypatch.setenv("AQSTREAM__MONGO__TLS", "false")
     mongod = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="mongod"), None)
     with pytest.raises(StackError, match="mongo.authentication is false") as refused:
         mongod.prepare()
     assert "AQSTREAM__MONGO__AUTHENTICATION=true" in str(refused.value)
 
 
-def test_the_java_stand_in_is_prepared_as_before_and_refuses_authentication_on(tmp_path, monkeypatch):
+def test_a_real_mongod_with_tls_on_in_the_config_is_refused_naming_the_field(tmp_path, monkeypatch):
+    _fake_mongod_on_path(tmp_path, monkeypatch)
+    monkeypatch.setenv("AQSTREAM__MONGO__AUTHENTICATION", "true")
+    monkeypatch.delenv("AQSTREAM__MONGO__TLS", raising=False)  # conf/pipeline.toml: on
+    mongod = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="mongod"), None)
+    with pytest.raises(StackError, match="mongo.tls is true, but the stack serves TLS from its Java stand-in only"):
+        mongod.prepare()
+
+
+def test_the_java_stand_in_is_prepared_with_tls_and_refuses_authentication_on(tmp_path, monkeypatch):
     monkeypatch.delenv("AQSTREAM__MONGO__AUTHENTICATION", raising=False)
-    stand_in = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="java"), None)
+    monkeypatch.delenv("AQSTREAM__MONGO__TLS", raising=False)
+    monkeypatch.delenv("AQSTREAM__CREDENTIALS__SECRETS_DIR", raising=False)  # the stack's own: <state>/secrets
+    stand_in = MongoDB(StackConfig(state_dir=tmp_path / "state", mongo_impl="java"), find_java17())
     stand_in.prepare()
     assert not (tmp_path / "state" / "secrets" / "mongod.keyfile").exists()
+    # keytool made the stand-in's key store and what clients trust; the password reaches it as a file
+    tls = MongoTls.in_folder(tmp_path / "state" / "secrets")
+    command = stand_in.command()
+    assert command[command.index("--tls-keystore") + 1] == str(tls.keystore)
+    assert command[command.index("--tls-keystore-password-file") + 1] == str(tls.keystore_password_file)
+    password = tls.keystore_password_file.read_text().strip()
+    assert password not in " ".join(command) and stat.S_IMODE(tls.keystore.stat().st_mode) == 0o600
+    assert tls.cert.read_text().startswith("-----BEGIN CERTIFICATE-----") and tls.truststore.stat().st_size > 0
+    assert "TLS only" in stand_in.implementation
+    made = tls.cert.read_text()
+    stand_in.prepare()
+    assert tls.cert.read_text() == made  # kept: a second start serves the same certificate
     monkeypatch.setenv("AQSTREAM__MONGO__AUTHENTICATION", "true")
     with pytest.raises(StackError, match="mongo.authentication is true, but the stack runs the Java stand-in"):
         stand_in.prepare()
@@ -216,6 +250,32 @@ def test_the_jobs_uri_is_the_configured_one_when_authentication_is_off_and_no_se
     config = _config(tmp_path, authentication=False)  # no secret file at all
     assert mongo_uri(config, "raw_to_mongo") == "mongodb://127.0.0.1:27017/?directConnection=true"
     assert debezium_connector_login(config) == {}
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("mongodb://h:1/?directConnection=true", "mongodb://h:1/?directConnection=true&tls=true"),
+        ("mongodb://h:1", "mongodb://h:1/?tls=true"),
+        ("mongodb://h:1/db", "mongodb://h:1/db?tls=true"),
+        ("mongodb://h:1/?replicaSet=rs0&tls=false", "mongodb://h:1/?replicaSet=rs0&tls=false"),  # the URI's own say
+        ("mongodb://h:1/?ssl=true", "mongodb://h:1/?ssl=true"),
+    ],
+)
+def test_tls_is_asked_for_in_the_uri_unless_it_says_so_itself(uri, expected):
+    assert with_tls(uri) == expected
+    assert with_tls(uri, tls=False) == uri
+
+
+def test_with_tls_the_clients_trust_the_files_in_the_secrets_folder_and_name_a_missing_one(tmp_path):
+    config = _config(tmp_path, authentication=False, tls=True)
+    assert mongo_uri(config, "raw_to_mongo") == "mongodb://127.0.0.1:27017/?directConnection=true&tls=true"
+    truststore = tmp_path / "secrets" / "tls" / "mongo-truststore.jks"
+    trusted = [f"-Djavax.net.ssl.trustStore={truststore}", "-Djavax.net.ssl.trustStoreType=JKS"]
+    assert jvm_trust_options(config) == trusted
+    with pytest.raises(ConfigError, match=r"^mongo\.tls_ca_file: no file .*secrets/tls/mongo-cert\.pem"):
+        mongo_client(config)
+    assert jvm_trust_options(_config(tmp_path, authentication=False, tls=False)) == []
 
 
 def test_the_jobs_uri_logs_in_as_raw_to_mongo_when_authentication_is_on(tmp_path):
