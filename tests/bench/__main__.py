@@ -540,17 +540,15 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack()
     if args.publish and not stack.cfg.authentication:
         parser.error("--publish: the README's table is of the stack as shipped, with authentication on")
+    # every config of the run, this process's and its subprocesses' (the collector, the submitted jobs), reads
+    # this stack's secrets and presents no login where it runs without authentication
+    os.environ.setdefault("AQSTREAM__CREDENTIALS__SECRETS_DIR", str(stack.secrets_dir))
+    os.environ.update(stack.cfg.pipeline_auth_env())
     not_healthy = [s.name for s in stack.status() if not s.healthy]
     if not_healthy:
         stack.up(not_healthy, log=lambda msg: print(f"[stack] {msg}"))
     master = os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]")
-    # a stack without authentication (AQSTREAM_AUTHENTICATION=false) takes no login
-    spark = build_spark(
-        load_config(environ={**os.environ, **stack.cfg.pipeline_auth_env()}),
-        "aqstream-bench",
-        master=master,
-        cassandra_role="cdc",
-    )
+    spark = build_spark(load_config(), "aqstream-bench", master=master, cassandra_role="cdc")
     spark.sparkContext.setLogLevel("WARN")
     print(f"Spark UI: {spark.sparkContext.uiWebUrl}")
     work = args.out / "work"  # checkpoints, Delta tables, job logs of this run; kept until the next
