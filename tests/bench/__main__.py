@@ -534,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jobs.config import load_config
     from jobs.session import build_spark
-    from stack.core import Stack
+    from stack.core import Stack, StackError
 
     data_dir = Path(os.environ.get("AQSTREAM_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
     stack = Stack()
@@ -546,7 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(stack.cfg.pipeline_auth_env())
     not_healthy = [s.name for s in stack.status() if not s.healthy]
     if not_healthy:
-        stack.up(not_healthy, log=lambda msg: print(f"[stack] {msg}"))
+        try:
+            stack.up(not_healthy, log=lambda msg: print(f"[stack] {msg}"))
+        except StackError as exc:  # it names the service and carries the service's own message
+            raise SystemExit(f"bench: the stack did not start: {exc}") from None
     master = os.environ.get("AQSTREAM_SPARK_MASTER", "local[2]")
     spark = build_spark(load_config(), "aqstream-bench", master=master, cassandra_role="cdc")
     spark.sparkContext.setLogLevel("WARN")
