@@ -329,9 +329,9 @@ KAFKA_PRINCIPALS = ("admin", "collector", "raw_to_mongo", "cdc_to_cassandra", "c
 # reader: read-only (the dashboard, jobs.report). jobs.setup grants them (jobs/cassandra_roles.py)
 CASSANDRA_ROLES = ("admin", "cdc", "reader")
 CassandraRole = Literal["admin", "cdc", "reader"]
-# raw_to_mongo: readWrite on the pipeline's database; debezium: what Debezium's MongoDB connector needs for change
-# streams. A real mongod of the stack gets them (stack/mongo_users.py), made by its own admin (a stack secret)
-MONGO_USERS = ("raw_to_mongo", "debezium")
+# admin: root, set-up only (it makes the other two); raw_to_mongo: readWrite on the pipeline's database; debezium:
+# what Debezium's MongoDB connector needs for change streams (jobs/mongo_users.py)
+MONGO_USERS = ("admin", "raw_to_mongo", "debezium")
 
 
 def _secret_reference(value: str) -> str:
@@ -383,8 +383,10 @@ class CredentialsConfig(_Section):
     cassandra_password_cdc: SecretReference = "file:cassandra_cdc"
     cassandra_user_reader: str = Field(default="aqstream_reader", min_length=1)
     cassandra_password_reader: SecretReference = "file:cassandra_reader"
+    mongo_user_admin: str = Field(default="aqstream-mongo-admin", min_length=1)
     mongo_user_raw_to_mongo: str = Field(default="aqstream-raw-to-mongo", min_length=1)
     mongo_user_debezium: str = Field(default="aqstream-debezium", min_length=1)
+    mongo_password_admin: SecretReference = "file:mongo_admin"
     mongo_password_raw_to_mongo: SecretReference = "file:mongo_raw_to_mongo"
     mongo_password_debezium: SecretReference = "file:mongo_debezium"
     # your own key (https://explore.openaq.org/register): nothing generates it

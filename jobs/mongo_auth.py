@@ -9,7 +9,7 @@ trust from nowhere else), both files relative to ``[credentials] secrets_dir`` u
 With ``mongo.authentication = true`` (conf/pipeline.toml) a client logs in as its own user of
 ``[credentials]``, whose password is read now (a secret that cannot be read fails naming the field);
 with ``false`` nothing changes: the configured URI as it is, no login (the Java stand-in cannot
-authenticate). The users live in the ``admin`` database (stack/mongo_users.py creates them there), so
+authenticate). The users live in the ``admin`` database (jobs/mongo_users.py creates them there), so
 the login names it as its authentication source. docs/security.md.
 """
 

@@ -3,7 +3,9 @@
 Usage:
     python -m jobs.setup [--config conf/pipeline.toml] {topics,mongo,cassandra,all}
 
-Idempotent: what exists is left as it is. The Cassandra keyspace and tables come from the
+Idempotent: what exists is left as it is. With ``mongo.authentication`` on, the MongoDB users come first,
+made by the admin user (jobs/mongo_users.py; a real mongod's first user, which the stack or the compose image
+creates). The Cassandra keyspace and tables come from the
 committed CQL in schemas/cql/, never improvised by a job, applied as the admin role, which then creates
 the CDC job's and the read-only role and grants them their rights on the keyspace (docs/security.md).
 After the CQL, the aggregates of the unbucketed layout (``aggregates_by_station``), if any, move to the
@@ -17,7 +19,7 @@ import sys
 
 from kafka.admin import NewTopic
 
-from jobs.config import PipelineConfig, load_config_or_report
+from jobs.config import ConfigError, PipelineConfig, load_config_or_report
 from jobs.kafka_acls import apply_acls
 from jobs.kafka_auth import kafka_python_settings
 from jobs.migrate_aggregates import migrate
@@ -69,6 +71,20 @@ def create_topics(config: PipelineConfig) -> list[str]:
         admin.close()
 
 
+def create_mongo_users(config: PipelineConfig) -> list[str]:
+    """raw_to_mongo's and Debezium's users (and Debezium's role), logged in as the admin; none without
+    ``mongo.authentication`` (the Java stand-in has no users)."""
+    from jobs.mongo_users import ensure_users
+
+    if not config.mongo.authentication:
+        return []
+    client = mongo_client(config, "admin", serverSelectionTimeoutMS=10000)
+    try:
+        return ensure_users(client.admin, config)
+    finally:
+        client.close()
+
+
 def create_mongo_indexes(config: PipelineConfig) -> list[str]:
     from pymongo import ASCENDING
 
@@ -103,6 +119,24 @@ def apply_cql(config: PipelineConfig) -> list[str]:
         cluster.shutdown()
 
 
+def run(config: PipelineConfig, what: str) -> None:
+    """The set-up steps ``what`` names, in order: topics and ACLs, MongoDB, Cassandra."""
+    if what in ("topics", "all"):
+        print(f"kafka topics created: {create_topics(config) or 'none (all exist)'}")
+        granted = apply_acls(config)
+        print(f"kafka ACLs: {granted} granted (jobs/kafka_acls.py)" if granted else "kafka ACLs: none (PLAINTEXT)")
+    if what in ("mongo", "all"):
+        users = create_mongo_users(config)
+        print(f"mongodb users: {users}" if users else "mongodb users: none (mongo.authentication is off)")
+        print(f"mongodb indexes: {create_mongo_indexes(config)}")
+    if what in ("cassandra", "all"):
+        for statement in apply_cql(config):
+            print(f"cassandra: {statement}")
+        moved = migrate(config)
+        if moved is not None:
+            print(f"cassandra: {moved} aggregate rows moved to {config.cassandra.aggregates_table}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.setup", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,18 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config_or_report(args.config)
     if config is None:
         return 2
-    if args.what in ("topics", "all"):
-        print(f"kafka topics created: {create_topics(config) or 'none (all exist)'}")
-        granted = apply_acls(config)
-        print(f"kafka ACLs: {granted} granted (jobs/kafka_acls.py)" if granted else "kafka ACLs: none (PLAINTEXT)")
-    if args.what in ("mongo", "all"):
-        print(f"mongodb indexes: {create_mongo_indexes(config)}")
-    if args.what in ("cassandra", "all"):
-        for statement in apply_cql(config):
-            print(f"cassandra: {statement}")
-        moved = migrate(config)
-        if moved is not None:
-            print(f"cassandra: {moved} aggregate rows moved to {config.cassandra.aggregates_table}")
+    try:
+        run(config, args.what)
+    except ConfigError as exc:  # a secret a step needs cannot be read: the message names its field
+        print(f"jobs.setup {args.what}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

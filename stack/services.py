@@ -626,7 +626,7 @@ class MongoDB(Service):
             client.close()
 
     def after_healthy(self) -> None:
-        """A real mongod: the replica set initiated and the users made (stack/mongo_users.py). A fresh mongod has no
+        """A real mongod: the replica set initiated and the users made (jobs/mongo_users.py). A fresh mongod has no
         user: through the localhost exception (a client on loopback may do this while no user exists) the replica
         set is initiated and the admin created; then, logged in as the admin, the Debezium role and the two users
         are created or brought to their roles and current passwords."""
@@ -634,10 +634,10 @@ class MongoDB(Service):
             return
         from pymongo.errors import PyMongoError
 
-        from stack.mongo_users import role_commands, user_commands
+        from jobs.config import ConfigError
+        from jobs.mongo_users import ensure_users
 
         config = self.pipeline_config()
-        raw_to_mongo, debezium = (self._login(config, who) for who in ("raw_to_mongo", "debezium"))
         admin = self.admin_login()
         try:
             if not self._logs_in(admin):
@@ -645,33 +645,18 @@ class MongoDB(Service):
             with self._client(admin) as client:
                 self._initiate(client)
                 self._wait_primary(client)
-                db = client.admin
-                roles = {role["role"] for role in db.command("rolesInfo", 1)["roles"]}
-                users = {user["user"] for user in db.command("usersInfo", 1)["users"]}
-                for command in role_commands(roles) + user_commands(
-                    users, raw_to_mongo, debezium, config.mongo.database
-                ):
-                    db.command(command)
+                ensure_users(client.admin, config)
+        except ConfigError as exc:
+            raise StackError(f"mongodb: {exc}") from None
         except PyMongoError as exc:
             raise StackError(redact(f"mongodb: setting up the users failed: {exc}")) from None
 
     def admin_login(self):
-        """The set-up's own user: its password generated once in the stack's secrets (stack/mongo_users.py)."""
-        from pydantic import SecretStr
-
-        from jobs.config import Login
-        from stack.mongo_users import ADMIN_SECRET, ADMIN_USER
-        from stack.secret_files import ensure_secrets
-
-        path = ensure_secrets(self.cfg.state_dir / "secrets", [ADMIN_SECRET])[ADMIN_SECRET]
-        return Login(username=ADMIN_USER, password=SecretStr(path.read_text().strip()))
-
-    @staticmethod
-    def _login(config, who: str):
+        """The set-up's own user, ``[credentials] mongo_user_admin``: its password a secret the stack generates."""
         from jobs.config import ConfigError
 
         try:
-            return config.credentials.login("mongo", who)
+            return self.pipeline_config().credentials.login("mongo", "admin")
         except ConfigError as exc:
             raise StackError(f"mongodb: {exc}") from None
 
@@ -690,7 +675,7 @@ class MongoDB(Service):
     def _create_admin(self, admin) -> None:
         from pymongo.errors import OperationFailure
 
-        from stack.mongo_users import ADMIN_SECRET, create_admin_command
+        from jobs.mongo_users import create_admin_command
 
         with self._client() as client:
             try:
@@ -701,8 +686,7 @@ class MongoDB(Service):
                 if exc.code == 13:  # Unauthorized: users exist, the localhost exception is closed
                     raise StackError(
                         f"mongodb: cannot log in as {admin.username} and the mongod already has users: the "
-                        f"admin's secret ({self.cfg.state_dir / 'secrets' / ADMIN_SECRET}) is not the one the user "
-                        "was made with"
+                        "admin's secret (credentials.mongo_password_admin) is not the one the user was made with"
                     ) from None
                 raise
 

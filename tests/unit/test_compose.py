@@ -10,6 +10,7 @@ in every mode: ``make test-unit`` installs the tool before the tests.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -297,7 +298,7 @@ def test_connector_init_registers_the_committed_connector_against_the_mongodb_se
     assert overrides["mongodb.connection.string"] == "mongodb://mongodb:27017/?replicaSet=rs0"
     replica_set = re.search(r"_id: '(\w+)'", " ".join(config["services"]["mongodb"]["healthcheck"]["test"]))
     assert replica_set and replica_set[1] == "rs0"
-    assert "rs0" in config["services"]["mongodb"]["command"]
+    assert "--replSet rs0" in MONGO_START.read_text()
 
 
 # --- Kafka: SASL/SCRAM and ACLs, as on the local stack's broker (docs/security.md) ---
@@ -317,6 +318,7 @@ IMAGE_VARIABLES = {
     "KAFKA_TOOLS_LOG4J_LOGLEVEL", "KAFKA_JMX_HOSTNAME",
 }  # fmt: skip
 KAFKA_START = REPO_ROOT / "conf" / "compose" / "kafka-start.sh"
+MONGO_START = REPO_ROOT / "conf" / "compose" / "mongo-start.sh"
 CONNECT_START = REPO_ROOT / "conf" / "compose" / "connect-start.sh"
 
 
@@ -551,3 +553,112 @@ def test_connect_logs_in_as_connect_for_itself_and_its_connectors(config, env_fi
     stack = REPO_ROOT / "conf" / "stack" / "connect-distributed.properties"
     stack_keys = {line.split("=", 1)[0] for line in stack.read_text().splitlines() if "=" in line and line[0] != "#"}
     assert stack_keys <= set(written)
+
+
+# --- MongoDB: --auth with a keyfile, an admin, a user per component, like the stack's real mongod ---
+
+# the services that reach MongoDB, and the users each logs in as
+MONGO_CLIENTS = {"setup": "admin", "raw-to-mongo": "raw_to_mongo", "connector-init": "debezium"}
+
+
+def start_mongod(config, root: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
+    """conf/compose/mongo-start.sh with the mongodb service's environment, handing over to a stand-in for the
+    image's entrypoint that records its arguments, its environment and the keyfile's mode."""
+    entrypoint = root / "entrypoint"
+    entrypoint.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {root}/args\nenv > {root}/env\n'
+        f'stat -c %a "$(tail -1 {root}/args)" > {root}/keyfile-mode\n'
+    )
+    entrypoint.chmod(0o755)
+    environment = {
+        **config["services"]["mongodb"]["environment"],
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AQSTREAM_MONGO_KEYFILE": str(root / "keyfile"),
+        "AQSTREAM_MONGO_ENTRYPOINT": str(entrypoint),
+        **overrides,
+    }
+    return subprocess.run(["bash", str(MONGO_START)], env=environment, capture_output=True, text=True, timeout=30)
+
+
+def test_the_mongod_starts_as_a_replica_set_with_a_kept_keyfile_and_the_admin_for_the_image(config, env_file, tmp_path):
+    from jobs.config import CredentialsConfig
+
+    mongodb = config["services"]["mongodb"]
+    assert mongodb["command"] == ["bash", "/opt/aqstream/compose/mongo-start.sh"]
+    mounts = [(Path(v["source"]).resolve(), v["target"], v.get("read_only")) for v in mongodb["volumes"]]
+    assert (MONGO_START.parent, "/opt/aqstream/compose", True) in mounts
+    started = start_mongod(config, tmp_path)
+    assert started.returncode == 0, started.stderr
+    keyfile = tmp_path / "keyfile"
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args == ["mongod", "--replSet", "rs0", "--bind_ip_all", "--keyFile", str(keyfile)]
+    # mongod: 6 to 1024 base64 characters, no group or world permission (it refuses the file otherwise)
+    key = keyfile.read_text()
+    assert len(key) == 1008 and len(base64.b64decode(key, validate=True)) == 756
+    assert (tmp_path / "keyfile-mode").read_text().strip() == "400"
+    # the image creates the admin ([credentials] mongo_user_admin) with the .env password, and adds --auth
+    handed_over = dict(line.split("=", 1) for line in (tmp_path / "env").read_text().splitlines() if "=" in line)
+    assert handed_over["MONGO_INITDB_ROOT_USERNAME"] == CredentialsConfig().mongo_user_admin
+    assert handed_over["MONGO_INITDB_ROOT_PASSWORD"] == env_file_values(env_file)["MONGO_ADMIN_PASSWORD"]
+    # a restart keeps the keyfile
+    assert start_mongod(config, tmp_path).returncode == 0 and keyfile.read_text() == key
+
+
+def test_the_mongod_will_not_start_without_its_admin(config, tmp_path):
+    started = start_mongod(config, tmp_path, MONGO_ADMIN_PASSWORD="")
+    assert started.returncode != 0 and "MONGO_ADMIN_PASSWORD is not set" in started.stderr
+    assert not (tmp_path / "args").exists()
+
+
+def test_the_healthcheck_logs_in_as_the_admin_with_no_password_on_its_command_line(config):
+    mongodb = config["services"]["mongodb"]
+    check = " ".join(mongodb["healthcheck"]["test"])
+    assert "auth(process.env.MONGO_INITDB_ROOT_USERNAME, process.env.MONGO_ADMIN_PASSWORD)" in check
+    assert mongodb["environment"]["MONGO_ADMIN_PASSWORD"] not in check
+
+
+def test_every_mongo_client_logs_in_as_its_own_user_without_tls(config, env_file, monkeypatch):
+    """Each container that reaches MongoDB has authentication on (and TLS off: the mongod serves none), resolves
+    its own user's password from its environment (the .env value), and holds no other MongoDB password."""
+    from jobs.config import load_config
+    from stack.config import StackConfig
+    from stack.connector import stack_definition
+
+    services = config["services"]
+    pointed = {name for name, s in services.items() if "AQSTREAM__MONGO__URI" in s.get("environment", {})}
+    for name in pointed:  # every container's pipeline config, whether it reaches MongoDB or not
+        mongo = load_config(environ=services[name]["environment"]).mongo
+        assert (mongo.authentication, mongo.tls) == (True, False), name
+    clients = {
+        name
+        for name, s in services.items()
+        if any(k.startswith("AQSTREAM__CREDENTIALS__MONGO_") for k in s.get("environment", {}))
+    }
+    assert clients == set(MONGO_CLIENTS) <= pointed, "a new MongoDB client service: say which user it is"
+    passwords = env_file_values(env_file)
+    for name, who in MONGO_CLIENTS.items():
+        environment = services[name]["environment"]
+        pipeline = load_config(environ=environment)
+        login = pipeline.credentials.login("mongo", who, environ=environment)
+        variable = f"MONGO_{who.upper()}_PASSWORD"
+        assert (login.username, login.password.get_secret_value()) == (
+            getattr(pipeline.credentials, f"mongo_user_{who}"),
+            passwords[variable],
+        )
+        held = {k for k in environment if k.startswith("MONGO_") and CREDENTIAL_NAME.search(k)}
+        expected = {"MONGO_ADMIN_PASSWORD", "MONGO_RAW_TO_MONGO_PASSWORD", "MONGO_DEBEZIUM_PASSWORD"}
+        assert held == (expected if name == "setup" else {variable}), f"{name} holds {sorted(held)}"
+    # the connector as connector-init registers it: Debezium's login, and no TLS
+    environment = services["connector-init"]["environment"]
+    for key in [k for k in os.environ if k.startswith("AQSTREAM")]:
+        monkeypatch.delenv(key)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    command = services["connector-init"]["command"]
+    overrides = dict(arg.split("=", 1) for arg in command[command.index("--set") + 1 :: 2])
+    registered = stack_definition(StackConfig.from_env(), overrides=overrides)["config"]
+    assert registered["mongodb.connection.string"] == "mongodb://mongodb:27017/?replicaSet=rs0"
+    assert (registered["mongodb.user"], registered["mongodb.password"]) == (
+        load_config(environ=environment).credentials.mongo_user_debezium,
+        passwords["MONGO_DEBEZIUM_PASSWORD"],
+    )

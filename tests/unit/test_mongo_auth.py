@@ -23,13 +23,13 @@ from jobs.mongo_auth import (
     uri_with_login,
     with_tls,
 )
+from jobs.mongo_users import create_admin_command, ensure_users, role_commands, user_commands
 from jobs.redact import redact, redact_mapping, remember
 from stack.config import StackConfig
 from stack.connector import load_connector
 from stack.java import find_java17
 from stack.mongo_tls import MongoTls
-from stack.mongo_users import create_admin_command, role_commands, user_commands
-from stack.secret_files import ensure_keyfile
+from stack.secret_files import ensure_keyfile, ensure_secrets
 from stack.services import MongoDB, StackError, mongod_command
 
 pytestmark = pytest.mark.unit
@@ -195,14 +195,46 @@ def test_set_up_again_updates_what_exists_to_the_same_roles_and_the_current_pass
     assert not [c for c in again if "createUser" in c or "createRole" in c]
 
 
-def test_the_admins_password_is_the_stacks_own_secret_generated_once(tmp_path):
+def test_the_admins_password_is_a_generated_secret_like_every_login_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("AQSTREAM__CREDENTIALS__SECRETS_DIR", str(tmp_path / "secrets"))
     mongod = MongoDB(StackConfig(state_dir=tmp_path, mongo_impl="java"), None)
-    first = mongod.admin_login()
-    secret = tmp_path / "secrets" / "mongod_admin"
-    assert first.username == "aqstream-mongo-admin"
-    assert first.password.get_secret_value() == secret.read_text().strip() and len(secret.read_text().strip()) >= 40
+    with pytest.raises(StackError, match="credentials.mongo_password_admin"):
+        mongod.admin_login()
+    secret = ensure_secrets(tmp_path / "secrets")["mongo_admin"]  # what `stack up` generates
+    admin = mongod.admin_login()
+    assert admin.username == "aqstream-mongo-admin"
+    assert admin.password.get_secret_value() == secret.read_text().strip() and len(secret.read_text().strip()) >= 40
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    assert mongod.admin_login() == first  # a second set-up logs in with the same
+
+
+class RecordingAdminDatabase:
+    """pymongo's ``client.admin`` as :func:`ensure_users` uses it: answers rolesInfo/usersInfo from what it holds,
+    records every other command."""
+
+    def __init__(self, roles: set[str], users: set[str]):
+        self.roles, self.users, self.commands = roles, users, []
+
+    def command(self, command, value=None):
+        if command == "rolesInfo":
+            return {"roles": [{"role": role} for role in self.roles]}
+        if command == "usersInfo":
+            return {"users": [{"user": user} for user in self.users]}
+        self.commands.append(command)
+        return {"ok": 1}
+
+
+def test_ensure_users_creates_the_role_and_the_users_with_the_configured_secrets_and_returns_no_password(tmp_path):
+    config = _config(tmp_path, authentication=True, mongo_raw_to_mongo="raw-secret-1", mongo_debezium="dbz-secret-2")
+    fresh = RecordingAdminDatabase(set(), set())
+    done = ensure_users(fresh, config)
+    assert fresh.commands == role_commands(set()) + user_commands(set(), RAW, DEBEZIUM, "airquality")
+    assert done == [
+        "createRole aqstream-debezium-capture",
+        "createUser aqstream-raw-to-mongo",
+        "createUser aqstream-debezium",
+    ]
+    again = RecordingAdminDatabase({"aqstream-debezium-capture"}, {RAW.username, DEBEZIUM.username})
+    assert [line.split()[0] for line in ensure_users(again, config)] == ["updateRole", "updateUser", "updateUser"]
 
 
 def test_the_admin_is_the_one_root_user_made_through_the_localhost_exception():
@@ -344,3 +376,24 @@ def test_a_uri_with_the_login_and_the_connector_config_print_no_password(tmp_pat
     assert "dbz-Secret-5678" not in printed and json.loads(printed)["config"]["mongodb.password"] == "***"
     remember("dbz-Secret-5678")  # and by value, wherever else it shows (a driver's error message)
     assert redact("Authentication failed for dbz-Secret-5678.") == "Authentication failed for ***."
+
+
+# -- jobs.setup: the users step (docker compose's mongod; the stack's own set-up does the same) --------------------
+
+
+def test_setup_makes_no_user_and_reads_no_secret_when_authentication_is_off(tmp_path):
+    from jobs.setup import create_mongo_users
+
+    assert create_mongo_users(_config(tmp_path, authentication=False)) == []  # no secret, no server: nothing asked
+
+
+def test_setup_without_the_admins_secret_exits_2_naming_the_field(tmp_path, monkeypatch, capsys):
+    from jobs.setup import main
+
+    (tmp_path / "secrets").mkdir()
+    monkeypatch.setenv("AQSTREAM__CREDENTIALS__SECRETS_DIR", str(tmp_path / "secrets"))
+    monkeypatch.setenv("AQSTREAM__MONGO__AUTHENTICATION", "true")
+    monkeypatch.setenv("AQSTREAM__MONGO__TLS", "false")
+    assert main(["mongo"]) == 2
+    err = capsys.readouterr().err
+    assert "mongo.authentication is on" in err and "credentials.mongo_password_admin" in err

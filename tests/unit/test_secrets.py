@@ -109,6 +109,7 @@ def test_generated_secrets_are_made_once_private_and_what_the_config_reads(tmp_p
         "cassandra_admin",
         "cassandra_cdc",
         "cassandra_reader",
+        "mongo_admin",
         "mongo_raw_to_mongo",
         "mongo_debezium",
     }

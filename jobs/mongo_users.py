@@ -1,25 +1,24 @@
-"""The users of the stack's real ``mongod`` (it runs with ``--auth``): the commands that create them.
+"""The users of a real ``mongod`` run with ``--auth``: the commands that create them, and their one application.
 
-Pure functions: each returns the command documents the stack runs in the ``admin`` database (where the users
-live, the clients' ``authSource``), so what is granted is tested without a mongod. The stack's set-up
-(``MongoDB.after_healthy`` in stack/services.py) creates the admin through the localhost exception, logs in as
-it, then runs :func:`role_commands` and :func:`user_commands`. Run again, they leave the same users and roles:
-an existing role or user is updated (``updateRole``/``updateUser``, to the same privileges, roles and current
-password: a changed password is set, an unchanged one stays what it was). docs/security.md.
+The commands are pure functions: each returns the command documents run in the ``admin`` database (where the
+users live, the clients' ``authSource``), so what is granted is tested without a mongod. :func:`ensure_users`
+runs them logged in as the admin (``[credentials] mongo_user_admin``): ``jobs.setup mongo`` does (docker
+compose's mongod, whose image creates the admin on a fresh volume), and so does the local stack once it has
+created the admin through the localhost exception (``MongoDB.after_healthy`` in stack/services.py). Run
+again, they leave the same users and roles: an existing role or user is updated (``updateRole``/``updateUser``,
+to the same privileges, roles and current password: a changed password is set, an unchanged one stays what it
+was). docs/security.md.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from jobs.config import Login
+from jobs.config import Login, PipelineConfig
 
 Command = dict[str, Any]
 
-# the admin: the stack's set-up only (it creates the role and the users). Its password is the stack's own secret,
-# <state_dir>/secrets/mongod_admin (no job and no [credentials] field needs it)
-ADMIN_USER = "aqstream-mongo-admin"
-ADMIN_SECRET = "mongod_admin"
+# the admin ([credentials] mongo_user_admin): set-up only (it creates the role and the users)
 ADMIN_ROLES = [{"role": "root", "db": "admin"}]
 
 DEBEZIUM_ROLE = "aqstream-debezium-capture"
@@ -79,3 +78,15 @@ def user_commands(existing_users: set[str], raw_to_mongo: Login, debezium: Login
         }
         for login, roles in wanted
     ]
+
+
+def ensure_users(admin_db: Any, config: PipelineConfig) -> list[str]:
+    """Create or update the Debezium role and the two users, ``admin_db`` being the ``admin`` database of a client
+    logged in as the admin; returns the commands run, by verb and name (never a password)."""
+    roles = {role["role"] for role in admin_db.command("rolesInfo", 1)["roles"]}
+    users = {user["user"] for user in admin_db.command("usersInfo", 1)["users"]}
+    raw_to_mongo, debezium = (config.credentials.login("mongo", who) for who in ("raw_to_mongo", "debezium"))
+    commands = role_commands(roles) + user_commands(users, raw_to_mongo, debezium, config.mongo.database)
+    for command in commands:
+        admin_db.command(command)
+    return [" ".join(map(str, next(iter(command.items())))) for command in commands]
