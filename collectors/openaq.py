@@ -386,6 +386,7 @@ def readings_from_observations(observations: Iterable[Observation], *, ingested_
                 country=(location.get("country") or {}).get("code"),
                 lat=first.coordinates.get("latitude"),
                 lon=first.coordinates.get("longitude"),
+                timezone=location.get("timezone"),
                 ts=ts,
                 ingested_at=ingested_at,
                 values=clean.values,

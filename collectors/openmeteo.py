@@ -97,8 +97,10 @@ def request_params(city_lat: float, city_lon: float, past_days: int, model: str 
         "latitude": city_lat,
         "longitude": city_lon,
         "hourly": ",".join(HOURLY_VARIABLES),
+        # times as UTC epoch seconds, and the grid point's own IANA zone in the response's `timezone` (the
+        # reading's: its local day bounds the 1 d aggregates)
         "timeformat": "unixtime",
-        "timezone": "GMT",
+        "timezone": "auto",
         "past_days": past_days,
         "forecast_days": 1,  # the smallest the API allows; its forecast hours are dropped below
     }
@@ -232,6 +234,7 @@ def _reading(
         country=station.country,
         lat=station.lat,
         lon=station.lon,
+        timezone=response.get("timezone"),
         ts=ts,
         ingested_at=ingested_at,
         values=clean.values,

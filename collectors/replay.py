@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from collectors.values import CleanValues, to_canonical_number, to_number
 from schemas.reading import (
     POLLUTANT_FIELDS,
     WEATHER_FIELDS,
     build_reading,
+    known_zone,
     make_event_id,
     reading_from_json_dict,
     reading_to_json_dict,
@@ -118,10 +119,19 @@ class DatasetMapping(_Strict):
     doc: str = ""
     city: str | None = None
     country: str | None = None
+    # the stations' IANA zone: their local day bounds the 1 d aggregates (none: UTC days)
+    timezone: str | None = None
     na_values: list[str] = ["NA", ""]
     station: StationRule
     time: TimeRule
     columns: dict[str, ColumnRule]
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and not known_zone(value):
+            raise ValueError(f"{value!r} is no IANA time zone this Python knows (e.g. 'Asia/Shanghai')")
+        return value
 
 
 def load_mapping(path: Path) -> DatasetMapping:
@@ -192,6 +202,7 @@ def reading_from_row(
         country=mapping.country,
         lat=lat,
         lon=lon,
+        timezone=mapping.timezone,
         ts=ts or row_time(mapping, row, index),
         ingested_at=ingested_at,
         values=clean.values,

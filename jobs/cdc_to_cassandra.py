@@ -186,13 +186,16 @@ def recompute_aggregates(
     if not changed:
         return Recomputed()
     now = datetime.now(UTC).replace(tzinfo=None)
-    windows = A.windows_to_recompute(changed)
-    hours = AL.alert_hours(windows)
     with times.step("read readings"):
         readings = store.readings_of_days(A.days_to_read(changed))
+        # each station's zone (its 1 d windows are its local days): from those readings, else the registry
+        registry = store.registry()
+        zones = A.station_zones({station for station, _ in changed}, readings, registry)
+    windows = A.windows_to_recompute(changed, zones)
+    hours = AL.alert_hours(windows)
     with times.step("compute"):
         # the hours either side of the recomputed ones too: an alert compares an hour with the one before
-        all_rows = A.window_rows(readings, windows | AL.comparison_windows(hours), now)
+        all_rows = A.window_rows(readings, windows | AL.comparison_windows(hours), now, zones)
         rows = [r for r in all_rows if (r["station_id"], r["window_size"], r["window_start"]) in windows]
         current_alerts = AL.hourly_alerts(all_rows, hours)
     with times.step("read aggregates"):
@@ -209,8 +212,8 @@ def recompute_aggregates(
     alert_changes = AL.alert_changes(current_alerts, stored_alerts)
     apply_alert_changes(store, alert_changes, alerts, now, times)
     with times.step("stations"):
-        stations = update_registry(store, readings, now)
-    touched = len(A.touched_windows(changed))
+        stations = update_registry(store, readings, now, registry)
+    touched = len(A.touched_windows(changed, zones))
     return Recomputed(touched, len(changed_rows), len(emptied), status_counts(alert_changes), stations)
 
 

@@ -84,10 +84,13 @@ def append_to_delta(rows: DataFrame, path: str, txn: DeltaTxn) -> None:
     crash finds its version already recorded in the table's log and writes nothing, without reading
     a data file; an append never rewrites old files, so its cost does not grow with the table.
     https://docs.delta.io/latest/delta-streaming.html#idempotent-table-writes-in-foreachbatch
+    A column the rows have and the table has not yet (a field added to the reading) is added to the
+    table (``mergeSchema``); older rows read it as null.
     """
     (
         rows.write.format("delta")
         .mode("append")
+        .option("mergeSchema", "true")
         .option("txnAppId", txn.app_id)
         .option("txnVersion", txn.version)
         .save(path)

@@ -64,6 +64,7 @@ STATION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("country", "string"),
     ("lat", "double"),
     ("lon", "double"),
+    ("timezone", "string"),
     ("updated_at", "timestamp"),
 )
 # what an alert says, after its key columns
@@ -223,7 +224,7 @@ def cql_statements(
     (:meth:`jobs.config.CassandraConfig.replication`).
 
     Comments (``--`` lines) are dropped; statements are split on ``;``. All are idempotent
-    (``IF NOT EXISTS``), so applying them on every start is safe.
+    (``IF NOT EXISTS``, ``ADD IF NOT EXISTS``), so applying them on every start is safe.
     """
     statements: list[str] = []
     for path in cql_files() if files is None else files:

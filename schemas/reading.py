@@ -25,6 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, create_model
 from pyspark.sql import Column
@@ -110,6 +111,7 @@ READING_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("country", "string", doc="ISO 3166-1 alpha-2 where known"),
     FieldSpec("lat", "double", valid_range=(-90.0, 90.0)),
     FieldSpec("lon", "double", valid_range=(-180.0, 180.0)),
+    FieldSpec("timezone", "string", doc="IANA zone of the station (its local day: the 1 d aggregates); null: UTC"),
     FieldSpec("ts", "timestamp", required=True, doc="measurement time, UTC"),
     FieldSpec("ingested_at", "timestamp", required=True, doc="when the collector built the reading, UTC"),
     FieldSpec("sent_at", "long", doc="epoch ms when the collector handed it to Kafka (latency)"),
@@ -178,6 +180,15 @@ def to_utc(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError(f"naive datetime {ts!r}: measurement times must carry a zone")
     return ts.astimezone(UTC)
+
+
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone this Python knows (its tzdata)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def make_event_id(source: str, station_id: str, ts: datetime) -> str:
@@ -253,10 +264,15 @@ def build_reading(
     country: str | None = None,
     lat: float | None = None,
     lon: float | None = None,
+    timezone: str | None = None,
     extra: dict[str, float | None] | None = None,
     flags: list[str] | None = None,
 ) -> dict[str, Any]:
     """The canonical reading as a JSON-ready dict (what goes to Kafka), validated by ``Reading``.
+
+    ``timezone`` is the station's IANA zone (its local calendar day bounds the 1 d aggregates). A name
+    this Python's tzdata does not know travels in ``raw`` only: the reading gets no zone (its days are
+    UTC days) and the flag ``timezone:unknown_zone``.
 
     ``values`` holds the named fields (pollutants in µg/m³, weather); range flags are added here
     so every source flags the same way. ``raw`` is the source record; kept as a JSON string.
@@ -265,6 +281,9 @@ def build_reading(
     if unknown:
         raise ValueError(f"not canonical value fields: {sorted(unknown)} (put them in extra)")
     all_flags = list(flags or [])
+    if timezone is not None and not known_zone(timezone):
+        timezone = None
+        all_flags.append("timezone:unknown_zone")
     for name, value in {"lat": lat, "lon": lon, **values}.items():
         flag = range_flag(name, value)
         if flag and flag not in all_flags:
@@ -278,6 +297,7 @@ def build_reading(
         "country": country,
         "lat": lat,
         "lon": lon,
+        "timezone": timezone,
         "ts": to_utc(ts),
         "ingested_at": to_utc(ingested_at),
         "sent_at": None,

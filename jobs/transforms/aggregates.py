@@ -12,6 +12,12 @@ planning cost. The rows it needs are a few station-days (at most 1,440 readings 
 which the driver reads in one keyed join and aggregates in milliseconds; the AQI and NowCast come
 from the same pure functions the parity tests hold the Spark columns to.
 
+A 1 h window is a UTC hour. A 1 d window is the station's local calendar day (what the EPA's daily AQI
+and anyone reading a daily mean mean by a day): from one local midnight to the next in the station's
+IANA zone (:func:`station_zones`: its newest reading's ``timezone``, else the registry's, else UTC), so
+a day is 23 or 25 hours long where daylight saving time starts or ends. Its ``window_start`` and
+``window_end`` are those midnights as UTC instants; the readings table stays partitioned by UTC day.
+
 Times are naive UTC ``datetime`` values (the jobs read and write them as epoch microseconds, so no
 local time zone is involved); a reading is a mapping with ``station_id``, ``ts`` and the pollutants.
 """
@@ -21,27 +27,75 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, NOWCAST_HOURS, aqi_values, nowcast, nowcast_aqi
-from schemas.cassandra import AGGREGATE_STATS, NOWCAST_COLUMNS, window_bucket
+from jobs.transforms.stations import station_metadata
+from schemas.cassandra import AGGREGATE_STATS, NOWCAST_COLUMNS, WINDOW_SIZES, window_bucket
 from schemas.reading import POLLUTANT_FIELDS, parse_event_id
 
-WINDOW_LENGTHS: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
+UTC_ZONE = ZoneInfo("UTC")
+HOUR = timedelta(hours=1)
 NOWCAST_POLLUTANTS: tuple[str, ...] = ("pm25", "pm10")
 
 # (station_id, window_size, window_start): a window (the table's key adds its bucket, a function of these)
 WindowKey = tuple[str, str, datetime]
 # (station_id, window_size, bucket): an aggregates partition, and the buckets table's key
 BucketKey = tuple[str, str, str]
+# station_id → its zone (a station missing from it: UTC)
+Zones = Mapping[str, ZoneInfo]
 
 
-def window_start(ts: datetime, size: str) -> datetime:
-    """The start of the tumbling window of ``size`` holding ``ts`` (UTC hours and days)."""
+def zone_named(name: str | None) -> ZoneInfo:
+    """The zone ``name`` names; UTC for None, or for a name tzdata does not know (the collectors send only
+    known ones: schemas.reading.check_zone)."""
+    if not name:
+        return UTC_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC_ZONE
+
+
+def station_zones(
+    stations: Iterable[str], readings: Iterable[Mapping[str, Any]], registry: Mapping[str, Mapping[str, Any]]
+) -> dict[str, ZoneInfo]:
+    """The zone of each of ``stations``: its newest reading's ``timezone`` among ``readings``, else the registry's
+    (a station whose readings of those days were all deleted), else UTC."""
+    metadata = station_metadata(readings)
+    zones = {}
+    for station in stations:
+        name = metadata.get(station, {}).get("timezone") or (registry.get(station) or {}).get("timezone")
+        zones[station] = zone_named(name)
+    return zones
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The instant (naive UTC) ``day`` begins in ``zone``: its first instant, also where midnight is skipped."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def local_day(ts: datetime, zone: ZoneInfo) -> date:
+    """The calendar day in ``zone`` of the naive UTC instant ``ts``."""
+    return ts.replace(tzinfo=UTC).astimezone(zone).date()
+
+
+def window_start(ts: datetime, size: str, zone: ZoneInfo = UTC_ZONE) -> datetime:
+    """The start of the window of ``size`` holding ``ts``: its UTC hour, or the local midnight in ``zone`` that
+    begins its local day."""
     if size == "1h":
         return ts.replace(minute=0, second=0, microsecond=0)
-    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    return _local_midnight(local_day(ts, zone), zone)
+
+
+def window_end(start: datetime, size: str, zone: ZoneInfo = UTC_ZONE) -> datetime:
+    """The end of the window that starts at ``start``: an hour later, or the next local midnight in ``zone``
+    (23, 24 or 25 hours later)."""
+    if size == "1h":
+        return start + HOUR
+    return _local_midnight(local_day(start, zone) + timedelta(days=1), zone)
 
 
 def changed_readings(doc_ids: Iterable[str | None]) -> list[tuple[str, datetime]]:
@@ -58,27 +112,33 @@ def changed_readings(doc_ids: Iterable[str | None]) -> list[tuple[str, datetime]
     return sorted(changed)
 
 
-def touched_windows(changes: Iterable[tuple[str, datetime]]) -> set[WindowKey]:
+def touched_windows(changes: Iterable[tuple[str, datetime]], zones: Zones) -> set[WindowKey]:
     """The 1 h and 1 d window of every changed reading ``(station_id, ts)``."""
-    return {(station, size, window_start(ts, size)) for station, ts in changes for size in WINDOW_LENGTHS}
+    return {
+        (station, size, window_start(ts, size, zones.get(station, UTC_ZONE)))
+        for station, ts in changes
+        for size in WINDOW_SIZES
+    }
 
 
 def nowcast_followers(changes: Iterable[tuple[str, datetime]]) -> set[WindowKey]:
     """The 1 h windows of the 11 hours after each change's hour: their NowCast includes its hour."""
-    hour = timedelta(hours=1)
     return {
-        (station, "1h", window_start(ts, "1h") + k * hour) for station, ts in changes for k in range(1, NOWCAST_HOURS)
+        (station, "1h", window_start(ts, "1h") + k * HOUR) for station, ts in changes for k in range(1, NOWCAST_HOURS)
     }
 
 
-def windows_to_recompute(changes: Iterable[tuple[str, datetime]]) -> set[WindowKey]:
+def windows_to_recompute(changes: Iterable[tuple[str, datetime]], zones: Zones) -> set[WindowKey]:
     changes = list(changes)
-    return touched_windows(changes) | nowcast_followers(changes)
+    return touched_windows(changes, zones) | nowcast_followers(changes)
 
 
 def days_to_read(changes: Iterable[tuple[str, datetime]]) -> set[tuple[str, date]]:
-    """(station_id, day) partitions to read: each changed day and its neighbours (a NowCast reaches
-    11 hours back, and a change reaches the NowCast of 11 hours ahead)."""
+    """(station_id, UTC day) partitions to read: each changed reading's UTC day and its neighbours. A NowCast
+    reaches 11 hours back and a change the NowCast of 11 hours ahead; and a change's local day lies in them
+    too, in any zone: it would reach a UTC day further only if it were over 24 hours long *and* began after
+    22:00 UTC, which no zone's day does (tests/unit/test_local_days.py walks every hour of 2024 in the
+    zones with the widest offsets and the odd shifts: Kiritimati, Pago Pago, Troll, Lord Howe, …)."""
     one = timedelta(days=1)
     return {(station, ts.date() + k * one) for station, ts in changes for k in (-1, 0, 1)}
 
@@ -117,16 +177,17 @@ class _Stats:
 
 
 def window_rows(
-    readings: Iterable[Mapping[str, Any]], windows: set[WindowKey], updated_at: datetime
+    readings: Iterable[Mapping[str, Any]], windows: set[WindowKey], updated_at: datetime, zones: Zones
 ) -> list[dict[str, Any]]:
     """The aggregates-table rows of ``windows`` from ``readings`` (which must hold every reading of
-    those windows and, for a 1 h window, of the 11 hours before it). A window without a reading has
-    no row: the caller deletes what the table still holds of it."""
+    those windows and, for a 1 h window, of the 11 hours before it), each station's days in its zone
+    of ``zones``. A window without a reading has no row: the caller deletes what the table still holds
+    of it."""
     stats: dict[WindowKey, _Stats] = defaultdict(_Stats)
     for reading in readings:
-        for size in WINDOW_LENGTHS:
-            stats[(reading["station_id"], size, window_start(reading["ts"], size))].add(reading)
-    hour = timedelta(hours=1)
+        station = reading["station_id"]
+        for size in WINDOW_SIZES:
+            stats[(station, size, window_start(reading["ts"], size, zones.get(station, UTC_ZONE)))].add(reading)
     rows = []
     for key in sorted(windows & stats.keys()):
         station, size, start = key
@@ -136,14 +197,14 @@ def window_rows(
             "window_size": size,
             "bucket": window_bucket(size, start),
             "window_start": start,
-            "window_end": start + WINDOW_LENGTHS[size],
+            "window_end": window_end(start, size, zones.get(station, UTC_ZONE)),
             **window.columns(),
         }
         row.update(zip(AQI_OUTPUT_COLUMNS, aqi_values({p: window.mean(p) for p in POLLUTANT_FIELDS}), strict=True))
         if size == "1h":
             nowcasts = {}
             for p in NOWCAST_POLLUTANTS:
-                history = [stats.get((station, "1h", start - k * hour)) for k in range(NOWCAST_HOURS)]
+                history = [stats.get((station, "1h", start - k * HOUR)) for k in range(NOWCAST_HOURS)]
                 nowcasts[p] = nowcast([s.mean(p) if s is not None else None for s in history])
             row.update(
                 pm25_nowcast=nowcasts["pm25"],

@@ -15,7 +15,7 @@ from typing import Any
 
 from schemas.cassandra import STATIONS_REGISTRY
 
-STATION_FIELDS: tuple[str, ...] = ("source", "station_name", "city", "country", "lat", "lon")
+STATION_FIELDS: tuple[str, ...] = ("source", "station_name", "city", "country", "lat", "lon", "timezone")
 
 
 def station_metadata(readings: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -29,6 +29,7 @@ from tests.support.cdc_events import (
     EnvelopeFactory,
     assert_aggregates_equal,
     beijing_readings,
+    local_day_bounds,
     mongo_document,
     oracle_alert_changes,
     pandas_aggregates,
@@ -65,7 +66,9 @@ def assert_buckets_stored(session, config, readings: list[dict]) -> None:
     assert bucket_mismatches(cassandra_aggregates(session, config)) == []
     utc = [parse_ts(r["ts"]) for r in readings]
     expected = {(r["station_id"], "1h", ts.strftime("%Y-%m")) for r, ts in zip(readings, utc, strict=True)}
-    expected |= {(r["station_id"], "1d", ts.strftime("%Y")) for r, ts in zip(readings, utc, strict=True)}
+    # a 1 d window starts at its local midnight: for Beijing, 16:00 UTC the day before (a year's first day: the last)
+    days, _ = local_day_bounds(pd.DataFrame({"ts": utc, "timezone": [r.get("timezone") for r in readings]}))
+    expected |= {(r["station_id"], "1d", start.strftime("%Y")) for r, start in zip(readings, days, strict=True)}
     table = f"{config.cassandra.keyspace}.{AGGREGATE_BUCKETS_TABLE}"
     assert {tuple(r) for r in session.execute(f"SELECT station_id, window_size, bucket FROM {table}")} == expected
 
@@ -140,7 +143,7 @@ def assert_latest_alerts_are(records: list, expected: dict[tuple, dict]) -> None
 def assert_registry(session, config, readings: list[dict]) -> None:
     """The stations table's one partition lists every station of ``readings`` with its metadata."""
     rows = session.execute(f"SELECT * FROM {config.cassandra.keyspace}.stations WHERE registry = 'all'")
-    fields = ("source", "station_name", "city", "country", "lat", "lon")
+    fields = ("source", "station_name", "city", "country", "lat", "lon", "timezone")
     got = {r.station_id: {f: getattr(r, f) for f in fields} for r in rows}
     assert got == {r["station_id"]: {f: r[f] for f in fields} for r in readings}
 

@@ -161,7 +161,7 @@ def keyspace(stack, data_dir) -> Iterator[tuple]:
     apply_cql(config)
     readings = [reading_row(r) for r in beijing_readings(data_dir)]
     everything = {(r["station_id"], size, window_start(r["ts"], size)) for r in readings for size in ("1h", "1d")}
-    windows = window_rows(readings, everything, UPDATED_AT)
+    windows = window_rows(readings, everything, UPDATED_AT, {})
     one_reading_each = {r["station_id"]: r for r in readings}
     stations = [
         {

@@ -51,7 +51,9 @@ def old_layout(stack, data_dir, monkeypatch):
             session.execute(statement, timeout=60)
         readings = beijing_readings_utc(data_dir)
         windows = {(r["station_id"], size, window_start(r["ts"], size)) for r in readings for size in ("1h", "1d")}
-        rows = [{k: v for k, v in row.items() if k != "bucket"} for row in window_rows(readings, windows, WRITTEN_AT)]
+        rows = [
+            {k: v for k, v in row.items() if k != "bucket"} for row in window_rows(readings, windows, WRITTEN_AT, {})
+        ]
         columns = list(rows[0])
         insert = session.prepare(
             f"INSERT INTO {keyspace}.{UNBUCKETED_AGGREGATES_TABLE} ({', '.join(columns)}) "

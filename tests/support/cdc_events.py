@@ -160,6 +160,7 @@ def beijing_readings(data_dir: Path, station: str, limit: int, start: int = 0) -
             station_name=station,
             city="Beijing",
             country="CN",
+            timezone="Asia/Shanghai",  # conf/mappings/beijing.json: the stations' local days
             ts=datetime(int(r["year"]), int(r["month"]), int(r["day"]), int(r["hour"]), tzinfo=beijing),
             ingested_at=datetime(2026, 1, 1, tzinfo=UTC),
             values={p: num(r[c]) for p, c in POLLUTANT_COLUMNS.items()}
@@ -170,17 +171,36 @@ def beijing_readings(data_dir: Path, station: str, limit: int, start: int = 0) -
     ]
 
 
+def local_day_bounds(frame):
+    """(start, end) of each row's local calendar day in its ``timezone`` (null: UTC), as naive UTC: pandas'
+    own midnight (``normalize``) and calendar-day step (``DateOffset``), not the job's arithmetic."""
+    import pandas as pd
+
+    zones = frame["timezone"].fillna("UTC") if "timezone" in frame else pd.Series("UTC", index=frame.index)
+    starts, ends = [], []
+    for zone, rows in frame.groupby(zones):
+        midnight = rows["ts"].dt.tz_localize("UTC").dt.tz_convert(zone).dt.normalize()
+        starts.append(midnight.dt.tz_convert("UTC").dt.tz_localize(None))
+        ends.append((midnight + pd.DateOffset(days=1)).dt.tz_convert("UTC").dt.tz_localize(None))
+    return pd.concat(starts).reindex(frame.index), pd.concat(ends).reindex(frame.index)
+
+
 def pandas_aggregates(readings: list[dict[str, Any]]):
     """The 1 h and 1 d windows computed independently with pandas: count (non-null), mean, min, max;
-    on 1 h windows the PM NowCast and its AQI (null on 1 d windows)."""
+    on 1 h windows the PM NowCast and its AQI (null on 1 d windows). 1 h windows are UTC hours, 1 d
+    windows each reading's local calendar day in its ``timezone``."""
     import pandas as pd
 
     frame = pd.DataFrame(readings)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.tz_localize(None)
     parts = []
-    for size, freq in (("1h", "h"), ("1d", "D")):
-        start = frame["ts"].dt.floor(freq)
-        grouped = frame.assign(window_start=start).groupby(["station_id", "window_start"])
+    for size in ("1h", "1d"):
+        if size == "1h":
+            start = frame["ts"].dt.floor("h")
+            end = start + pd.Timedelta(1, "h")
+        else:
+            start, end = local_day_bounds(frame)
+        grouped = frame.assign(window_start=start, window_end=end).groupby(["station_id", "window_start", "window_end"])
         stats = {}
         for p in POLLUTANT_COLUMNS:
             stats[f"{p}_count"] = grouped[p].count()
@@ -189,7 +209,6 @@ def pandas_aggregates(readings: list[dict[str, Any]]):
             stats[f"{p}_max"] = grouped[p].max()
         part = pd.DataFrame(stats).reset_index()
         part.insert(1, "window_size", size)
-        part.insert(3, "window_end", part["window_start"] + pd.Timedelta(1, freq))
         part = _with_pure_aqi(part)
         parts.append(_with_pure_nowcast(part) if size == "1h" else part)  # 1 d rows: NowCast columns NaN
     return pd.concat(parts, ignore_index=True).sort_values(["station_id", "window_size", "window_start"])

@@ -26,14 +26,15 @@ def readings(data_dir) -> list[dict]:
 
 def as_stored(readings: list[dict]) -> list[dict]:
     """The readings as the job reads them back from Cassandra (naive UTC ts, pollutants, metadata)."""
-    fields = (*POLLUTANT_COLUMNS, "source", "station_name", "city", "country", "lat", "lon")
+    fields = (*POLLUTANT_COLUMNS, "source", "station_name", "city", "country", "lat", "lon", "timezone")
     return [{"station_id": r["station_id"], "ts": parse_ts(r["ts"]), **{f: r[f] for f in fields}} for r in readings]
 
 
 def job_alerts(readings: list[dict]) -> dict:
     """What the job computes for every hour of ``readings``: the 1 h rows of them all, the alerts of all hours."""
     stored = as_stored(readings)
-    rows = A.window_rows(stored, A.touched_windows((r["station_id"], r["ts"]) for r in stored), UPDATED)
+    zones = A.station_zones({r["station_id"] for r in stored}, stored, {})
+    rows = A.window_rows(stored, A.touched_windows(((r["station_id"], r["ts"]) for r in stored), zones), UPDATED, zones)
     return AL.hourly_alerts(rows, {(r["station_id"], r["window_start"]) for r in rows if r["window_size"] == "1h"})
 
 
@@ -72,7 +73,7 @@ def test_a_change_moves_only_the_alerts_of_the_hours_the_job_recomputes(readings
     index = 16  # Aotizhongxin 2013-03-01 08:00 UTC
     changed = replaced(readings, index, pm25=480.0)
     change = [("aotizhongxin", parse_ts(readings[index]["ts"]))]
-    windows = A.windows_to_recompute(change)
+    windows = A.windows_to_recompute(change, {})
     hours = AL.alert_hours(windows)
     assert {h for _, h in hours} == {datetime(2013, 3, 1, 8) + k * HOUR for k in range(13)}
 
@@ -85,7 +86,7 @@ def test_a_change_moves_only_the_alerts_of_the_hours_the_job_recomputes(readings
 
     days = A.days_to_read(change)
     partial = [r for r in as_stored(changed) if (r["station_id"], r["ts"].date()) in days]
-    rows = A.window_rows(partial, windows | AL.comparison_windows(hours), UPDATED)
+    rows = A.window_rows(partial, windows | AL.comparison_windows(hours), UPDATED, {})
     recomputed = AL.hourly_alerts(rows, hours)
     assert recomputed == {k: a for k, a in after.items() if k in AL.alert_keys(hours)}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from chispa import assert_df_equality
@@ -318,12 +319,17 @@ def _readings_as_stored(spark, data_dir, readings) -> list[dict]:
 
     f = EnvelopeFactory(data_dir, False)
     rows = to_reading_rows(last_changes(decode(spark, [f.change("c", r) for r in readings])))
-    collected = rows.select("station_id", F.unix_micros("ts").alias("ts"), *POLLUTANT_FIELDS).collect()
+    collected = rows.select("station_id", F.unix_micros("ts").alias("ts"), *POLLUTANT_FIELDS, "timezone").collect()
     return [{**r.asDict(), "ts": from_micros(r.ts)} for r in collected]
 
 
+def _zones(stored: list[dict]) -> dict:
+    """Each station's zone, as the job finds it: from the readings' ``timezone`` (Beijing's: Asia/Shanghai)."""
+    return A.station_zones({r["station_id"] for r in stored}, stored, {})
+
+
 def _all_windows(stored: list[dict]) -> set:
-    return A.touched_windows((r["station_id"], r["ts"]) for r in stored)
+    return A.touched_windows(((r["station_id"], r["ts"]) for r in stored), _zones(stored))
 
 
 def _frame(rows: list[dict]):
@@ -336,8 +342,8 @@ def test_aggregates_equal_an_independent_pandas_computation(spark, data_dir):
     """Three real days of two Beijing stations (NA gaps included) through the envelope → rows → windows."""
     readings = beijing_readings(data_dir, "Aotizhongxin", 72) + beijing_readings(data_dir, "Dongsi", 72, start=24)
     stored = _readings_as_stored(spark, data_dir, readings)
-    rows = A.window_rows(stored, _all_windows(stored), KAFKA_TS)
-    assert len(rows) == 2 * 72 + 2 * 4  # 72 hours each; 3 UTC days + the partial 4th (Beijing is UTC+8)
+    rows = A.window_rows(stored, _all_windows(stored), KAFKA_TS, _zones(stored))
+    assert len(rows) == 2 * 72 + 2 * 3  # 72 hours each from a local midnight: 3 Beijing days
     assert_aggregates_equal(_frame(rows), pandas_aggregates(readings))
     assert {r["updated_at"] for r in rows} == {KAFKA_TS}
 
@@ -346,7 +352,7 @@ def test_window_rows_land_in_the_partition_of_their_utc_month_or_year():
     """Readings either side of a month and a year boundary: each window's row carries its own bucket."""
     times = [datetime(2012, 12, 31, 23, 30), datetime(2013, 1, 1, 0, 30), datetime(2013, 1, 31, 23, 10)]
     readings = [{"station_id": "s", "ts": ts, "pm25": 10.0} for ts in times]
-    rows = A.window_rows(readings, _all_windows(readings), KAFKA_TS)
+    rows = A.window_rows(readings, _all_windows(readings), KAFKA_TS, {})
     assert {(r["window_size"], r["window_start"], r["bucket"]) for r in rows} == {
         ("1h", datetime(2012, 12, 31, 23), "2012-12"),
         ("1h", datetime(2013, 1, 1, 0), "2013-01"),
@@ -369,7 +375,7 @@ def test_aggregate_aqi_is_the_aqi_of_the_window_means(spark, data_dir, readings)
     from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS
 
     stored = _readings_as_stored(spark, data_dir, readings)
-    rows = A.window_rows(stored, _all_windows(stored), KAFKA_TS)
+    rows = A.window_rows(stored, _all_windows(stored), KAFKA_TS, _zones(stored))
     oracle = pandas_aggregates(readings)
     expected = {
         (o["station_id"], o["window_size"], o["window_start"].to_pydatetime()): tuple(o[c] for c in AQI_OUTPUT_COLUMNS)
@@ -389,25 +395,28 @@ def test_touched_windows_and_changed_aggregates(spark, data_dir, readings):
     f = EnvelopeFactory(data_dir, False)
     last = last_changes(decode(spark, [f.change("u", readings[0]), *f.delete(readings[30]["event_id"])]))
     changed = changed_readings(last)
-    assert A.touched_windows(changed) == {
+    zones = _zones(stored)
+    # Beijing's days begin at 16:00 UTC the day before (UTC+8)
+    assert A.touched_windows(changed, zones) == {
         ("aotizhongxin", "1h", datetime(2013, 2, 28, 16)),
-        ("aotizhongxin", "1d", datetime(2013, 2, 28)),
+        ("aotizhongxin", "1d", datetime(2013, 2, 28, 16)),
         ("aotizhongxin", "1h", datetime(2013, 3, 1, 22)),
-        ("aotizhongxin", "1d", datetime(2013, 3, 1)),
+        ("aotizhongxin", "1d", datetime(2013, 3, 1, 16)),
     }
-    current = A.window_rows(stored, _all_windows(stored), KAFKA_TS)
+    current = A.window_rows(stored, _all_windows(stored), KAFKA_TS, zones)
     by_key = {(r["station_id"], r["window_size"], r["window_start"]): r for r in current}
     assert A.changed_rows(current, by_key) == []  # a replay writes nothing
     noisy = {k: {**r, "pm25_mean": r["pm25_mean"] + 1e-12 if r["pm25_mean"] else None} for k, r in by_key.items()}
     assert A.changed_rows(current, noisy) == []  # float noise is no change
-    day = ("aotizhongxin", "1d", datetime(2013, 3, 1))
+    day = ("aotizhongxin", "1d", datetime(2013, 3, 1, 16))
     assert A.changed_rows(current, {**by_key, day: {**by_key[day], "pm25_max": -1.0}}) == [by_key[day]]
     assert A.changed_rows(current, {}) == current  # all new
     # a window whose every reading is gone has no row, and is deleted where the table holds it
-    without = [r for r in stored if A.window_start(r["ts"], "1d") != datetime(2013, 3, 1)]
-    remaining = A.window_rows(without, _all_windows(stored), KAFKA_TS)
+    local_day = (datetime(2013, 3, 1, 16), datetime(2013, 3, 2, 16))  # Beijing's 2 March
+    without = [r for r in stored if not local_day[0] <= r["ts"] < local_day[1]]
+    remaining = A.window_rows(without, _all_windows(stored), KAFKA_TS, zones)
     assert A.emptied_windows(_all_windows(stored), remaining, by_key) == {
-        k for k in by_key if k[2].date() == date(2013, 3, 1)
+        k for k in by_key if local_day[0] <= k[2] < local_day[1]
     }
 
 
@@ -417,6 +426,7 @@ def test_a_change_reaches_the_nowcast_of_the_next_eleven_hours(spark, data_dir, 
     changed = {**readings[20], "pm25": 480.0}  # 2013-03-01 12:00 UTC, far off its neighbours
     change = [("aotizhongxin", datetime(2013, 3, 1, 12))]
     assert {w[2] for w in A.nowcast_followers(change)} == {datetime(2013, 3, 1, 12 + k) for k in range(1, 12)}
+    zones = {"aotizhongxin": ZoneInfo("Asia/Shanghai")}
     assert A.days_to_read(change) == {
         ("aotizhongxin", date(2013, 2, 28)),
         ("aotizhongxin", date(2013, 3, 1)),
@@ -427,15 +437,15 @@ def test_a_change_reaches_the_nowcast_of_the_next_eleven_hours(spark, data_dir, 
         spark, data_dir, [changed if r["event_id"] == changed["event_id"] else r for r in readings]
     )
     windows = _all_windows(before_rows)
-    before = A.window_rows(before_rows, windows, KAFKA_TS)
-    after = A.window_rows(after_rows, windows, KAFKA_TS)
+    before = A.window_rows(before_rows, windows, KAFKA_TS, zones)
+    after = A.window_rows(after_rows, windows, KAFKA_TS, zones)
     differ = {(r["window_size"], r["window_start"]) for r in A.changed_rows(after, {_key(r): r for r in before})}
     assert differ & {("1h", w[2]) for w in A.nowcast_followers(change)}  # a later hour's NowCast moved
-    assert differ <= {(w[1], w[2]) for w in A.windows_to_recompute(change)}
+    assert differ <= {(w[1], w[2]) for w in A.windows_to_recompute(change, zones)}
     # and the recompute from the days it reads gives the full recompute's rows
     days = A.days_to_read(change)
     partial = [r for r in after_rows if (r["station_id"], r["ts"].date()) in days]
-    recomputed = A.window_rows(partial, A.windows_to_recompute(change), KAFKA_TS)
+    recomputed = A.window_rows(partial, A.windows_to_recompute(change, zones), KAFKA_TS, zones)
     full = {_key(r): r for r in after}
     assert recomputed == [full[_key(r)] for r in recomputed]
 

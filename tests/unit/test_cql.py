@@ -15,8 +15,17 @@ pytestmark = pytest.mark.unit
 
 
 def _tables(statements: list[str]) -> dict[str, dict]:
+    """Each table as the statements leave it: its CREATE's columns, then those an ALTER … ADD adds."""
     tables = {}
     for statement in statements:
+        added = re.fullmatch(r"ALTER TABLE (\w+)\.(\w+)\s+ADD IF NOT EXISTS \((.+)\)", statement, re.S)
+        if added:
+            _, table, columns = added.groups()
+            for column in columns.split(","):
+                name, cql = column.split(None, 1)
+                if name not in {n for n, _ in tables[table]["columns"]}:  # as Cassandra: an existing one is skipped
+                    tables[table]["columns"].append((name, re.sub(r"\s+", " ", cql.strip())))
+            continue
         match = re.match(r"CREATE TABLE IF NOT EXISTS (\w+)\.(\w+) \((.*?)\n\)(.*)$", statement, re.S)
         if not match:
             continue
@@ -82,8 +91,10 @@ def test_jobs_setup_creates_the_keyspace_with_the_configured_replication(environ
     ],
 )
 def test_cql_columns_match_python(tables, table, columns):
+    """Names and types; not their order, which means nothing to Cassandra (a column added later comes last)."""
     expected = [(name, cs.cql_type(kind)) for name, kind in columns()]
-    assert tables[table]["columns"] == expected
+    assert sorted(tables[table]["columns"]) == sorted(expected)
+    assert len({name for name, _ in tables[table]["columns"]}) == len(expected), "a column twice"
 
 
 def test_readings_table_holds_every_reading_field_but_raw(tables):
@@ -141,11 +152,22 @@ def test_the_python_primary_keys_are_the_cql_ones(tables):
 
 def test_an_older_aggregates_table_gets_the_nowcast_columns():
     """002 creates them in a new table; 003 adds exactly them to a table created before them."""
-    alter = [s for s in cs.cql_statements() if s.startswith("ALTER TABLE")]
-    assert len(alter) == 1 and alter[0].startswith(f"ALTER TABLE airquality.{cs.UNBUCKETED_AGGREGATES_TABLE}")
+    alter = [s for s in cs.cql_statements() if s.startswith(f"ALTER TABLE airquality.{cs.UNBUCKETED_AGGREGATES_TABLE}")]
+    assert len(alter) == 1
     added = re.sub(r"\s+", " ", alter[0].split("ADD IF NOT EXISTS", 1)[1]).strip()
     assert added.startswith("(") and added.endswith(")")  # Cassandra 5 wants a column list in parentheses
     assert added[1:-1] == ", ".join(f"{name} {cs.cql_type(kind)}" for name, kind in cs.NOWCAST_COLUMNS)
+
+
+def test_older_readings_and_stations_tables_get_the_timezone_column():
+    """Tables created before the station's zone existed get it in place (006); the new column is the reading's."""
+    alters = {
+        m[1]: re.sub(r"\s+", " ", m[2]).strip()
+        for s in cs.cql_statements()
+        if (m := re.fullmatch(r"ALTER TABLE airquality\.(\w+)\s+ADD IF NOT EXISTS \((.+)\)", s, re.S))
+    }
+    assert alters[cs.READINGS_TABLE] == alters[cs.STATIONS_TABLE] == "timezone text"
+    assert ("timezone", "string") in cs.STATION_COLUMNS and ("timezone", "string") in cs.readings_table_columns()
 
 
 def test_the_config_writes_the_bucketed_aggregates_table():

@@ -56,6 +56,7 @@ def test_del_norte_sensors_grouped_by_time_and_converted(data_dir):
     pm, gases = readings
     assert (pm["station_name"], pm["city"], pm["country"]) == ("Del Norte", "Albuquerque", "US")
     assert (pm["lat"], pm["lon"]) == (35.1353, -106.584702)
+    assert {pm["timezone"], gases["timezone"]} == {locations[0]["timezone"]}  # the location's own zone
     assert (pm["pm25"], pm["pm10"], pm["no2"]) == (4.1, 15.0, None)
     # ppm → µg/m³ at 25 °C: ppm × 1000 × MW / 24.45, worked by hand
     assert gases["no2"] == pytest.approx(0.7 * 46.0055 / 24.45)  # 1.3171

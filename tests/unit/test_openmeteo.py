@@ -82,6 +82,7 @@ def test_no_forecast_hour_is_a_reading(data_dir, cities):
     assert (readings[0]["pm25"], readings[0]["pm10"]) == (8.8, 11.9)
     assert (readings[-1]["pm25"], readings[-1]["pm10"], readings[-1]["extra"]["european_aqi"]) == (7.2, 12.3, 24.0)
     assert readings[0]["lat"] == 49.2 and readings[0]["lon"] == 16.600002  # the grid point, not the centre
+    assert {r["timezone"] for r in readings} == {response["timezone"]}  # the zone the response says
 
 
 def test_current_time_bounds_a_recorded_response(data_dir, cities):

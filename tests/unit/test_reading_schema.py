@@ -123,6 +123,13 @@ def test_range_flags_keep_the_value():
     assert _reading(lon=185.2)["flags"] == ["lon:out_of_range"]
 
 
+def test_a_zone_tzdata_does_not_know_is_flagged_and_left_out_never_guessed():
+    assert _reading(timezone="Asia/Shanghai")["timezone"] == "Asia/Shanghai"
+    unknown = _reading(timezone="Asia/Nowhere")
+    assert unknown["timezone"] is None and unknown["flags"] == ["timezone:unknown_zone"]
+    assert _reading()["timezone"] is None and _reading()["flags"] == []
+
+
 def test_unknown_value_fields_are_refused():
     with pytest.raises(ValueError, match="extra"):
         _reading(values={"pm1": 3.0})

@@ -86,6 +86,8 @@ def test_beijing_local_time_units_and_na(data_dir):
         89.0,
     )
     assert first["temperature"] == -0.5
+    # the stations' zone, as the mapping names it: their local days bound the 1 d aggregates
+    assert {r["timezone"] for r in readings} == {json.loads((MAPPINGS / "beijing.json").read_text())["timezone"]}
     assert first["extra"] == {"pres_hpa": 1024.5, "dewp_c": -21.4, "rain_mm": 0.0, "wd_deg": 337.5, "wspm_ms": 5.7}
     with open(path, newline="") as handle:
         rows = list(itertools.islice(csv.DictReader(handle), 3000))
