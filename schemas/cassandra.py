@@ -48,6 +48,9 @@ NOWCAST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("pm10_nowcast", "double"),
     ("aqi_us_nowcast", "int"),
 )
+# The day's maximum 8-hour O3 mean (EPA MDA8, jobs/transforms/ozone.py), which its US AQI uses for O3; null on 1 h
+# rows, and on a day without a valid one.
+DAILY_COLUMNS: tuple[tuple[str, str], ...] = (("o3_8h_max", "double"),)
 AGGREGATE_STATS: tuple[tuple[str, str], ...] = (
     ("count", "int"),
     ("mean", "double"),
@@ -145,7 +148,7 @@ def aggregates_table_columns() -> list[tuple[str, str]]:
         ("window_end", "timestamp"),
     ]
     columns += [(f"{p}_{stat}", kind) for p in POLLUTANT_FIELDS for stat, kind in AGGREGATE_STATS]
-    return columns + list(AQI_COLUMNS) + list(NOWCAST_COLUMNS) + [("updated_at", "timestamp")]
+    return columns + list(AQI_COLUMNS) + list(NOWCAST_COLUMNS) + list(DAILY_COLUMNS) + [("updated_at", "timestamp")]
 
 
 def cql_type(kind: str) -> str:

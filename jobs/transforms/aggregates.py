@@ -31,9 +31,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, NOWCAST_HOURS, aqi_values, nowcast, nowcast_aqi
+from jobs.transforms import ozone
+from jobs.transforms.aqi import (
+    AQI_OUTPUT_COLUMNS,
+    NOWCAST_HOURS,
+    aqi_values,
+    daily_aqi_values,
+    nowcast,
+    nowcast_aqi,
+)
 from jobs.transforms.stations import station_metadata
-from schemas.cassandra import AGGREGATE_STATS, NOWCAST_COLUMNS, WINDOW_SIZES, window_bucket
+from schemas.cassandra import AGGREGATE_STATS, DAILY_COLUMNS, NOWCAST_COLUMNS, WINDOW_SIZES, window_bucket
 from schemas.reading import POLLUTANT_FIELDS, parse_event_id
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -113,12 +121,17 @@ def changed_readings(doc_ids: Iterable[str | None]) -> list[tuple[str, datetime]
 
 
 def touched_windows(changes: Iterable[tuple[str, datetime]], zones: Zones) -> set[WindowKey]:
-    """The 1 h and 1 d window of every changed reading ``(station_id, ts)``."""
-    return {
-        (station, size, window_start(ts, size, zones.get(station, UTC_ZONE)))
-        for station, ts in changes
-        for size in WINDOW_SIZES
-    }
+    """The 1 h and 1 d window of every changed reading ``(station_id, ts)``, and the day before when the change
+    is early enough in its day to count in that day's maximum 8-hour ozone mean (until 07:00 local)."""
+    windows = set()
+    for station, ts in changes:
+        zone = zones.get(station, UTC_ZONE)
+        day = window_start(ts, "1d", zone)
+        windows |= {(station, "1h", window_start(ts, "1h")), (station, "1d", day)}
+        before = window_start(day - timedelta(microseconds=1), "1d", zone)
+        if ts < ozone.reach_end(local_day(before, zone), zone):
+            windows.add((station, "1d", before))
+    return windows
 
 
 def nowcast_followers(changes: Iterable[tuple[str, datetime]]) -> set[WindowKey]:
@@ -134,13 +147,14 @@ def windows_to_recompute(changes: Iterable[tuple[str, datetime]], zones: Zones) 
 
 
 def days_to_read(changes: Iterable[tuple[str, datetime]]) -> set[tuple[str, date]]:
-    """(station_id, UTC day) partitions to read: each changed reading's UTC day and its neighbours. A NowCast
-    reaches 11 hours back and a change the NowCast of 11 hours ahead; and a change's local day lies in them
-    too, in any zone: it would reach a UTC day further only if it were over 24 hours long *and* began after
-    22:00 UTC, which no zone's day does (tests/unit/test_local_days.py walks every hour of 2024 in the
-    zones with the widest offsets and the odd shifts: Kiritimati, Pago Pago, Troll, Lord Howe, …)."""
+    """(station_id, UTC day) partitions to read: each changed reading's UTC day and two either side. A NowCast
+    reaches 11 hours back and a change the NowCast of 11 hours ahead; a 1 d window is a local day of up to 26
+    hours, and its maximum 8-hour ozone mean reads until 07:00 local the next morning; a change before 07:00
+    local also touches the day before (:func:`touched_windows`). Two UTC days either side hold all of it in
+    any zone (tests/unit/test_local_days.py walks the hours of 2024 in the zones with the widest offsets and
+    the odd shifts: Kiritimati, Pago Pago, Troll, Lord Howe, Santiago, London, Shanghai)."""
     one = timedelta(days=1)
-    return {(station, ts.date() + k * one) for station, ts in changes for k in (-1, 0, 1)}
+    return {(station, ts.date() + k * one) for station, ts in changes for k in (-2, -1, 0, 1, 2)}
 
 
 def _usable(value: Any) -> bool:
@@ -200,7 +214,17 @@ def window_rows(
             "window_end": window_end(start, size, zones.get(station, UTC_ZONE)),
             **window.columns(),
         }
-        row.update(zip(AQI_OUTPUT_COLUMNS, aqi_values({p: window.mean(p) for p in POLLUTANT_FIELDS}), strict=True))
+        means = {p: window.mean(p) for p in POLLUTANT_FIELDS}
+        if size == "1d":
+            zone = zones.get(station, UTC_ZONE)
+            o3_8h_max = ozone.daily_max_8h(
+                local_day(start, zone), zone, lambda hour, station=station: _o3_mean(stats, station, hour)
+            )
+            row.update(zip(AQI_OUTPUT_COLUMNS, daily_aqi_values(means, o3_8h_max), strict=True))
+            row["o3_8h_max"] = o3_8h_max
+        else:
+            row.update(zip(AQI_OUTPUT_COLUMNS, aqi_values(means), strict=True))
+            row.update(dict.fromkeys(name for name, _ in DAILY_COLUMNS))
         if size == "1h":
             nowcasts = {}
             for p in NOWCAST_POLLUTANTS:
@@ -218,6 +242,11 @@ def window_rows(
     return rows
 
 
+def _o3_mean(stats: Mapping[WindowKey, _Stats], station: str, hour: datetime) -> float | None:
+    window = stats.get((station, "1h", hour))
+    return window.mean("o3") if window is not None else None
+
+
 def buckets_of(windows: Iterable[WindowKey]) -> set[BucketKey]:
     """The aggregates partitions (and buckets-table rows) of ``windows``."""
     return {(station, size, window_bucket(size, start)) for station, size, start in windows}
@@ -226,11 +255,11 @@ def buckets_of(windows: Iterable[WindowKey]) -> set[BucketKey]:
 def compared_columns() -> list[str]:
     """The columns whose change makes a recomputed row worth writing (all but the key and updated_at)."""
     stats = [f"{p}_{stat}" for p in POLLUTANT_FIELDS for stat, _ in AGGREGATE_STATS]
-    return ["window_end", *stats, *AQI_OUTPUT_COLUMNS, *[name for name, _ in NOWCAST_COLUMNS]]
+    return ["window_end", *stats, *AQI_OUTPUT_COLUMNS, *[name for name, _ in (*NOWCAST_COLUMNS, *DAILY_COLUMNS)]]
 
 
 def _same(column: str, new: Any, old: Any, rel_tol: float) -> bool:
-    if column.endswith(("_mean", "_nowcast")) and new is not None and old is not None:
+    if column.endswith(("_mean", "_nowcast", "_8h_max")) and new is not None and old is not None:
         # doubles from sums whose order can differ between runs
         return abs(new - old) <= rel_tol * max(1.0, abs(new))
     return new == old

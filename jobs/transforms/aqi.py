@@ -577,6 +577,12 @@ def aqi_values(concs_ugm3: Mapping[str, float | None]) -> tuple[Any, ...]:
     return (*us_aqi_overall(concs_ugm3), *eaqi_overall(concs_ugm3))
 
 
+def daily_aqi_values(means_ugm3: Mapping[str, float | None], o3_8h_max: float | None) -> tuple[Any, ...]:
+    """:func:`aqi_values` of a day: the US AQI with O3 on the day's maximum 8-hour mean (the EPA's daily ozone
+    AQI; no O3 sub-index without a valid one), the EAQI on the day's means."""
+    return (*us_aqi_overall({**means_ugm3, "o3": o3_8h_max}), *eaqi_overall(means_ugm3))
+
+
 def _python_float(value: Any) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 

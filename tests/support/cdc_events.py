@@ -209,22 +209,70 @@ def pandas_aggregates(readings: list[dict[str, Any]]):
             stats[f"{p}_max"] = grouped[p].max()
         part = pd.DataFrame(stats).reset_index()
         part.insert(1, "window_size", size)
-        part = _with_pure_aqi(part)
-        parts.append(_with_pure_nowcast(part) if size == "1h" else part)  # 1 d rows: NowCast columns NaN
+        if size == "1h":
+            parts.append(_with_pure_nowcast(_with_pure_aqi(part)))
+        else:  # 1 d rows: NowCast columns NaN; the US AQI's O3 on the day's maximum 8-hour mean
+            daily = part.assign(o3_8h_max=pandas_o3_8h_max(parts[0], part, station_zone_names(frame)))
+            parts.append(_with_pure_aqi(daily, o3="o3_8h_max"))
     return pd.concat(parts, ignore_index=True).sort_values(["station_id", "window_size", "window_start"])
 
 
-def _with_pure_aqi(windows):
-    """The windows plus the six AQI columns of their pandas means (not their maxima), through the pure
-    functions of the AQI module (the reference the Spark columns are parity-tested against)."""
+def station_zone_names(frame) -> dict[str, str]:
+    """Each station's zone: its newest reading's ``timezone`` (UTC without one)."""
+    zones = {}
+    for row in frame.sort_values("ts").to_dict("records"):
+        if isinstance(row.get("timezone"), str):
+            zones[row["station_id"]] = row["timezone"]
+    return {station: zones.get(station, "UTC") for station in frame["station_id"].unique()}
+
+
+def pandas_o3_8h_max(hourly, daily, zones: dict[str, str]) -> list[float | None]:
+    """The day's maximum 8-hour O3 mean of each row of ``daily`` by 40 CFR 50 Appendix U, from the 1 h rows'
+    means: the 8-hour mean starting at each hour (pandas' rolling mean over a complete hourly index, six of
+    eight hours needed), at the 17 local hours 07:00-23:00 of the day (pandas' own localisation), the highest
+    when 13 are valid or when it is above 0.070 ppm."""
     import pandas as pd
 
-    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, aqi_values
+    from schemas.units import ugm3_to_ppm
 
-    values = [
-        aqi_values({p: None if pd.isna(row[f"{p}_mean"]) else float(row[f"{p}_mean"]) for p in POLLUTANT_COLUMNS})
-        for row in windows.to_dict("records")
-    ]
+    eight_hour = {}
+    for station, rows in hourly.groupby("station_id"):
+        series = rows.set_index("window_start")["o3_mean"].astype(float)
+        index = pd.date_range(series.index.min(), series.index.max() + pd.Timedelta(hours=8), freq="h")
+        # the mean of [t, t + 7 h]: the trailing window of t + 7 h, moved back to t
+        eight_hour[station] = series.reindex(index).rolling(8, min_periods=6).mean().shift(-7)
+    values = []
+    for row in daily.to_dict("records"):
+        zone = zones[row["station_id"]]
+        day = pd.Timestamp(row["window_start"]).tz_localize("UTC").tz_convert(zone).date()
+        starts = [
+            pd.Timestamp(day.year, day.month, day.day, hour).tz_localize(zone).tz_convert("UTC").tz_localize(None)
+            for hour in range(7, 24)
+        ]
+        series = eight_hour[row["station_id"]]
+        valid = [series[t.floor("h")] for t in starts if t.floor("h") in series.index]
+        valid = [v for v in valid if not pd.isna(v)]
+        highest = max(valid) if valid else None
+        ok = highest is not None and (len(valid) >= 13 or ugm3_to_ppm("o3", highest) > 0.070)
+        values.append(highest if ok else None)
+    return values
+
+
+def _with_pure_aqi(windows, o3: str = "o3_mean"):
+    """The windows plus the six AQI columns of their pandas means (not their maxima), through the pure
+    functions of the AQI module (the reference the Spark columns are parity-tested against); the US AQI's O3
+    from the column ``o3`` (a day's: its maximum 8-hour mean)."""
+    import pandas as pd
+
+    from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS, eaqi_overall, us_aqi_overall
+
+    def number(value) -> float | None:
+        return None if value is None or pd.isna(value) else float(value)
+
+    values = []
+    for row in windows.to_dict("records"):
+        means = {p: number(row[f"{p}_mean"]) for p in POLLUTANT_COLUMNS}
+        values.append((*us_aqi_overall({**means, "o3": number(row[o3])}), *eaqi_overall(means)))
     columns = {
         c: pd.Series([v[i] for v in values], index=windows.index, dtype=object)
         for i, c in enumerate(AQI_OUTPUT_COLUMNS)
@@ -311,7 +359,7 @@ def assert_aggregates_equal(actual, expected) -> None:
             assert ((a == e) | (a.isna() & e.isna())).all(), f"{p}_{stat}"
         a, e = actual[f"{p}_mean"].astype(float).to_numpy(), expected[f"{p}_mean"].astype(float).to_numpy()
         assert np.allclose(a, e, rtol=1e-9, atol=0, equal_nan=True), f"{p}_mean"
-    for name in NOWCAST_NAMES:
+    for name in (*NOWCAST_NAMES, "o3_8h_max"):
         a, e = (pd.to_numeric(frame[name], errors="coerce").astype(float).to_numpy() for frame in (actual, expected))
         assert np.allclose(a, e, rtol=1e-9, atol=0, equal_nan=True), name
     from jobs.transforms.aqi import AQI_OUTPUT_COLUMNS

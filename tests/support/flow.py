@@ -134,7 +134,7 @@ def aggregate_mismatches(readings: list[dict], aggregates: pd.DataFrame) -> list
         for stat in ("mean", "min", "max"):
             pairs = zip(merged[f"{p}_{stat}_oracle"], merged[f"{p}_{stat}"], strict=True)
             problems += [f"{p}_{stat}: {a} != {b}" for a, b in pairs if not close(a, None if pd.isna(b) else b)]
-    for name in NOWCAST_NAMES:
+    for name in (*NOWCAST_NAMES, "o3_8h_max"):
         pairs = zip(merged[f"{name}_oracle"], merged[name], strict=True)
         problems += [f"{name}: {a} != {b}" for a, b in pairs if not close(_num(a), _num(b))]
     for row in merged.to_dict("records"):  # the AQI of the window means, exactly

@@ -152,21 +152,26 @@ def test_the_python_primary_keys_are_the_cql_ones(tables):
 
 def test_an_older_aggregates_table_gets_the_nowcast_columns():
     """002 creates them in a new table; 003 adds exactly them to a table created before them."""
-    alter = [s for s in cs.cql_statements() if s.startswith(f"ALTER TABLE airquality.{cs.UNBUCKETED_AGGREGATES_TABLE}")]
+    alter = [
+        s
+        for s in cs.cql_statements()
+        if s.startswith(f"ALTER TABLE airquality.{cs.UNBUCKETED_AGGREGATES_TABLE}") and "nowcast" in s
+    ]
     assert len(alter) == 1
     added = re.sub(r"\s+", " ", alter[0].split("ADD IF NOT EXISTS", 1)[1]).strip()
     assert added.startswith("(") and added.endswith(")")  # Cassandra 5 wants a column list in parentheses
     assert added[1:-1] == ", ".join(f"{name} {cs.cql_type(kind)}" for name, kind in cs.NOWCAST_COLUMNS)
 
 
-def test_older_readings_and_stations_tables_get_the_timezone_column():
-    """Tables created before the station's zone existed get it in place (006); the new column is the reading's."""
+def test_older_tables_get_the_timezone_and_the_daily_ozone_columns():
+    """Tables created before local days get their columns in place (006)."""
     alters = {
         m[1]: re.sub(r"\s+", " ", m[2]).strip()
         for s in cs.cql_statements()
         if (m := re.fullmatch(r"ALTER TABLE airquality\.(\w+)\s+ADD IF NOT EXISTS \((.+)\)", s, re.S))
     }
     assert alters[cs.READINGS_TABLE] == alters[cs.STATIONS_TABLE] == "timezone text"
+    assert alters[cs.AGGREGATES_TABLE] == ", ".join(f"{n} {cs.cql_type(k)}" for n, k in cs.DAILY_COLUMNS)
     assert ("timezone", "string") in cs.STATION_COLUMNS and ("timezone", "string") in cs.readings_table_columns()
 
 

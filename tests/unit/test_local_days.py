@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobs.transforms import aggregates as A
+from jobs.transforms import ozone
 
 pytestmark = pytest.mark.unit
 
@@ -96,14 +97,21 @@ def test_the_days_read_hold_every_utc_day_of_the_changed_readings_local_day(zone
     the job's window of that hour is that day."""
     tz = ZoneInfo(zone)
     hours = [datetime(2024, 1, 1) + timedelta(hours=k) for k in range(366 * 24)]
+    # every hour of the months daylight saving time changes in (either hemisphere), every fifth of the others
+    changes = [i for i, h in enumerate(hours) if 30 <= i < len(hours) - 30 and (h.month in (3, 4, 9, 10) or i % 5 == 0)]
     day_of = {h: h.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).date() for h in hours}
     utc_days_of_local_day: dict[date, set[date]] = {}
     for h in hours:
         utc_days_of_local_day.setdefault(day_of[h], set()).add(h.date())
-    for i in range(30, len(hours) - 30):
+    for i in changes:
         h = hours[i]
         read = {day for _, day in A.days_to_read([("s", h)])}
         assert utc_days_of_local_day[day_of[h]] <= read, h
+        # each day whose row the change touches, and the hours its maximum 8-hour ozone mean reads the next morning
+        for _, size, first in A.touched_windows([("s", h)], {"s": tz}):
+            if size == "1d":
+                last = ozone.reach_end(A.local_day(first, tz), tz) - timedelta(hours=1)
+                assert {x.date() for x in (first, last)} <= read, (h, first)
         start = A.window_start(h, "1d", tz)
         end = A.window_end(start, "1d", tz)
         near = hours[i - 30 : i + 30]  # a day is at most 26 hours long
