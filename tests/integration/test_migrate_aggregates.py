@@ -13,6 +13,7 @@ from jobs.config import load_config
 from jobs.transforms.aggregates import window_rows, window_start
 from schemas.cassandra import (
     AGGREGATE_BUCKETS_TABLE,
+    DAILY_COLUMNS,
     UNBUCKETED_AGGREGATES_TABLE,
     cql_files,
     cql_statements,
@@ -51,8 +52,10 @@ def old_layout(stack, data_dir, monkeypatch):
             session.execute(statement, timeout=60)
         readings = beijing_readings_utc(data_dir)
         windows = {(r["station_id"], size, window_start(r["ts"], size)) for r in readings for size in ("1h", "1d")}
+        # the old table's columns (no bucket; 006's daily ozone maximum came later)
+        later = {"bucket", *(name for name, _ in DAILY_COLUMNS)}
         rows = [
-            {k: v for k, v in row.items() if k != "bucket"} for row in window_rows(readings, windows, WRITTEN_AT, {})
+            {k: v for k, v in row.items() if k not in later} for row in window_rows(readings, windows, WRITTEN_AT, {})
         ]
         columns = list(rows[0])
         insert = session.prepare(
@@ -119,7 +122,11 @@ def test_setup_moves_the_old_tables_rows_into_their_buckets_once(old_layout, cap
     rewritten_key = (rewritten["station_id"], "1h", rewritten["window_start"])
     assert moved.pop(rewritten_key)["pm25_mean"] == -1.0  # the newer write won
     expected = {
-        (r["station_id"], r["window_size"], r["window_start"]): {**r, "bucket": expected_bucket(r)}
+        (r["station_id"], r["window_size"], r["window_start"]): {
+            **r,
+            "bucket": expected_bucket(r),
+            **{name: None for name, _ in DAILY_COLUMNS},  # a column the old rows never had
+        }
         for r in old
         if (r["station_id"], r["window_size"], r["window_start"]) != rewritten_key
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -396,9 +396,11 @@ def test_touched_windows_and_changed_aggregates(spark, data_dir, readings):
     last = last_changes(decode(spark, [f.change("u", readings[0]), *f.delete(readings[30]["event_id"])]))
     changed = changed_readings(last)
     zones = _zones(stored)
-    # Beijing's days begin at 16:00 UTC the day before (UTC+8)
+    # Beijing's days begin at 16:00 UTC the day before (UTC+8); a change before 07:00 local also touches the
+    # day before (its maximum 8-hour ozone mean reads until then): 1 March 00:00 local touches 28 February
     assert A.touched_windows(changed, zones) == {
         ("aotizhongxin", "1h", datetime(2013, 2, 28, 16)),
+        ("aotizhongxin", "1d", datetime(2013, 2, 27, 16)),
         ("aotizhongxin", "1d", datetime(2013, 2, 28, 16)),
         ("aotizhongxin", "1h", datetime(2013, 3, 1, 22)),
         ("aotizhongxin", "1d", datetime(2013, 3, 1, 16)),
@@ -427,11 +429,7 @@ def test_a_change_reaches_the_nowcast_of_the_next_eleven_hours(spark, data_dir, 
     change = [("aotizhongxin", datetime(2013, 3, 1, 12))]
     assert {w[2] for w in A.nowcast_followers(change)} == {datetime(2013, 3, 1, 12 + k) for k in range(1, 12)}
     zones = {"aotizhongxin": ZoneInfo("Asia/Shanghai")}
-    assert A.days_to_read(change) == {
-        ("aotizhongxin", date(2013, 2, 28)),
-        ("aotizhongxin", date(2013, 3, 1)),
-        ("aotizhongxin", date(2013, 3, 2)),
-    }
+    assert A.days_to_read(change) == {("aotizhongxin", date(2013, 3, 1) + timedelta(days=k)) for k in range(-2, 3)}
     before_rows = _readings_as_stored(spark, data_dir, readings)
     after_rows = _readings_as_stored(
         spark, data_dir, [changed if r["event_id"] == changed["event_id"] else r for r in readings]
