@@ -28,6 +28,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -57,8 +58,8 @@ Zones = Mapping[str, ZoneInfo]
 
 
 def zone_named(name: str | None) -> ZoneInfo:
-    """The zone ``name`` names; UTC for None, or for a name tzdata does not know (the collectors send only
-    known ones: schemas.reading.check_zone)."""
+    """The zone ``name`` names; UTC for None, or for a name tzdata does not know (a collector sends no such
+    name: schemas.reading.build_reading flags it instead)."""
     if not name:
         return UTC_ZONE
     try:
@@ -80,6 +81,7 @@ def station_zones(
     return zones
 
 
+@lru_cache(maxsize=8192)  # a batch asks for the same few station-days for each of its readings
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """The instant (naive UTC) ``day`` begins in ``zone``: its first instant, also where midnight is skipped."""
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
@@ -95,6 +97,11 @@ def window_start(ts: datetime, size: str, zone: ZoneInfo = UTC_ZONE) -> datetime
     begins its local day."""
     if size == "1h":
         return ts.replace(minute=0, second=0, microsecond=0)
+    return _day_start(ts, zone)
+
+
+@lru_cache(maxsize=65536)  # the readings of a batch's stations share their instants
+def _day_start(ts: datetime, zone: ZoneInfo) -> datetime:
     return _local_midnight(local_day(ts, zone), zone)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from schemas.units import ugm3_to_ppm
@@ -31,14 +32,15 @@ STANDARD_PPM = 0.070
 HOUR = timedelta(hours=1)
 
 
-def period_starts(day: date, zone: ZoneInfo) -> list[datetime]:
+@lru_cache(maxsize=8192)  # asked for each change of a batch, whose changes share a few days
+def period_starts(day: date, zone: ZoneInfo) -> tuple[datetime, ...]:
     """The 17 periods' first UTC hours (naive) of the local ``day`` in ``zone``: the UTC hour holding each local
     start from 07:00 to 23:00."""
     starts = []
     for hour in range(FIRST_START_HOUR, LAST_START_HOUR + 1):
         instant = datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
         starts.append(instant.replace(minute=0, second=0, microsecond=0))
-    return starts
+    return tuple(starts)
 
 
 def eight_hour_mean(values: list[float | None]) -> float | None:
