@@ -6,7 +6,8 @@ No speed is asserted here (speed lives in `make bench`); this keeps the harness 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from tests.bench import harness as H
 from tests.bench.__main__ import chart, run_bench, table
@@ -17,15 +18,17 @@ SMALL_BATCH_READINGS, SMALL_BATCH_SIZE = 250, 50
 
 
 def expected_windows(bench: H.Bench, database: str, collection: str) -> int:
-    """The oracle for the aggregate rows: distinct (station, hour) and (station, day) of the documents."""
+    """The oracle for the aggregate rows: distinct (station, UTC hour) and (station, local calendar day in the
+    document's ``timezone``) of the documents."""
     client = bench.stack.mongo_client()
     try:
-        documents = client[database][collection].find({}, {"station_id": 1, "ts": 1})
+        documents = client[database][collection].find({}, {"station_id": 1, "ts": 1, "timezone": 1})
         windows: dict[str, set] = defaultdict(set)
         for doc in documents:
             ts: datetime = doc["ts"]
             windows["1h"].add((doc["station_id"], ts.replace(minute=0, second=0, microsecond=0)))
-            windows["1d"].add((doc["station_id"], ts.date()))
+            zone = ZoneInfo(doc.get("timezone") or "UTC")
+            windows["1d"].add((doc["station_id"], ts.replace(tzinfo=UTC).astimezone(zone).date()))
         return sum(len(w) for w in windows.values())
     finally:
         client.close()
