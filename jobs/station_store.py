@@ -15,13 +15,13 @@ def update_registry(
     store: CdcStore,
     readings: list[Mapping[str, Any]],
     updated_at: datetime,
-    registry: Mapping[str, Mapping[str, Any]] | None = None,
+    registry: Mapping[str, Mapping[str, Any]],
 ) -> int:
-    """Upsert the registry rows of the stations of ``readings`` that are new or changed, against ``registry``
-    (read from the store unless given); returns how many."""
+    """Upsert the registry rows of the stations of ``readings`` that are new or changed against ``registry`` (the
+    stored one, which the recompute has read for the stations' zones); returns how many."""
     if not readings:  # every reading of the batch's days deleted: nothing to say about any station
         return 0
-    rows = registry_rows(readings, store.registry() if registry is None else registry, updated_at)
+    rows = registry_rows(readings, registry, updated_at)
     if rows:  # the store retries itself
         store.upsert_stations(rows)
     return len(rows)

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from jobs.transforms import ozone
 from jobs.transforms.aqi import (
@@ -43,7 +43,7 @@ from jobs.transforms.aqi import (
 )
 from jobs.transforms.stations import station_metadata
 from schemas.cassandra import AGGREGATE_STATS, DAILY_COLUMNS, NOWCAST_COLUMNS, WINDOW_SIZES, window_bucket
-from schemas.reading import POLLUTANT_FIELDS, parse_event_id
+from schemas.reading import POLLUTANT_FIELDS, known_zone, parse_event_id
 
 UTC_ZONE = ZoneInfo("UTC")
 HOUR = timedelta(hours=1)
@@ -60,12 +60,7 @@ Zones = Mapping[str, ZoneInfo]
 def zone_named(name: str | None) -> ZoneInfo:
     """The zone ``name`` names; UTC for None, or for a name tzdata does not know (a collector sends no such
     name: schemas.reading.build_reading flags it instead)."""
-    if not name:
-        return UTC_ZONE
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC_ZONE
+    return ZoneInfo(name) if name and known_zone(name) else UTC_ZONE
 
 
 def station_zones(
