@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from pathlib import Path
 
+from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from jobs.config import REPO_ROOT, CassandraRole, PipelineConfig
@@ -13,6 +17,12 @@ from jobs.paths import ensure_local_dir, path_uri
 SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
 SPARK_JARS_DIR = REPO_ROOT / "jars" / "lib" / "spark"
 FAIR_SCHEDULER_POOLS = REPO_ROOT / "conf" / "fairscheduler.xml"
+# EventLogFileWriters.scala's refusal when an application's event log is already there (rolling: a
+# directory; single file: a file)
+EVENT_LOG_TAKEN = ("Target log directory already exists", "Target log file already exists")
+CONTEXT_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
 
 
 class MissingJars(RuntimeError):
@@ -110,6 +120,23 @@ def build_spark(
         ensure_local_dir(config.monitoring.event_log_dir)
     for key, value in settings.items():
         builder = builder.config(key, value)
+    return get_or_create(builder)
+
+
+def get_or_create(builder: SparkSession.Builder, attempts: int = CONTEXT_ATTEMPTS) -> SparkSession:
+    """``builder.getOrCreate()``, again when the event log's name was taken.
+
+    A local application is named ``local-<epoch ms>`` (LocalSchedulerBackend), so two jobs started
+    together on one machine can draw the same millisecond; the second then finds the first's event log
+    and its context fails to start. A context made a moment later draws a new name."""
+    for attempt in range(1, attempts):
+        try:
+            return builder.getOrCreate()
+        except Py4JJavaError as error:
+            if not any(taken in str(error) for taken in EVENT_LOG_TAKEN):
+                raise
+            log.warning("Spark's event log name was taken by another application; a new context (%d)", attempt)
+            time.sleep(random.uniform(0.05, 0.5))
     return builder.getOrCreate()
 
 

@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
+from py4j.protocol import Py4JJavaError
 
 from jobs import history
 from jobs.config import REPO_ROOT, load_config
-from jobs.session import event_log_settings
+from jobs.session import CONTEXT_ATTEMPTS, event_log_settings, get_or_create
 
 APP = "aqstream-eventlog-test"
 # a job's session as jobs.runner builds it (build_spark), one tiny Spark job, stopped: its event log complete
@@ -73,3 +75,55 @@ def test_a_job_session_writes_its_event_log_and_the_history_server_serves_it(tmp
     finally:
         assert history.stop(config, state_dir=state) == 0
     assert not history.answers(f"http://127.0.0.1:{config.monitoring.history_port}")
+
+
+def spark_refusal(spark, events) -> Py4JJavaError:
+    """The error a context gets when its application's event log is already there: Spark's own writer,
+    started twice on one application name."""
+    jvm, jsc = spark._jvm, spark.sparkContext._jsc
+    no_attempt = getattr(getattr(jvm.scala, "None$"), "MODULE$")
+
+    def writer():
+        return jvm.org.apache.spark.deploy.history.RollingEventLogFilesWriter(
+            "local-1", no_attempt, jvm.java.net.URI(events.as_uri()), jsc.sc().conf(), jsc.hadoopConfiguration()
+        )
+
+    writer().start()
+    with pytest.raises(Py4JJavaError) as refused:
+        writer().start()
+    return refused.value
+
+
+class Builder:
+    """A session builder whose first ``refusals`` contexts fail with ``error``."""
+
+    def __init__(self, error: Exception, refusals: int):
+        self.error, self.refusals, self.calls = error, refusals, 0
+
+    def getOrCreate(self):  # noqa: N802 (SparkSession.Builder's name)
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise self.error
+        return "session"
+
+
+def test_a_job_whose_event_log_name_was_taken_makes_a_new_context(spark, tmp_path):
+    # two jobs started in the same millisecond draw the same local-<ms> name (seen in CI's fault suite)
+    taken = spark_refusal(spark, tmp_path)
+    builder = Builder(taken, refusals=CONTEXT_ATTEMPTS - 1)
+    assert get_or_create(builder) == "session"
+    assert builder.calls == CONTEXT_ATTEMPTS
+
+    always = Builder(taken, refusals=CONTEXT_ATTEMPTS)
+    with pytest.raises(Py4JJavaError, match="Target log directory already exists"):
+        get_or_create(always)
+    assert always.calls == CONTEXT_ATTEMPTS  # a bounded number of tries, then Spark's own error
+
+
+def test_any_other_context_failure_is_raised_at_once(spark):
+    with pytest.raises(Py4JJavaError) as other:
+        spark._jvm.java.net.URI("not a uri")
+    builder = Builder(other.value, refusals=1)
+    with pytest.raises(Py4JJavaError, match="URISyntaxException"):
+        get_or_create(builder)
+    assert builder.calls == 1
