@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,6 +41,7 @@ from jobs.transforms.aqi import (
     nowcast,
     nowcast_aqi,
 )
+from jobs.transforms.local_time import local_day, local_instant
 from jobs.transforms.stations import station_metadata
 from schemas.cassandra import AGGREGATE_STATS, DAILY_COLUMNS, NOWCAST_COLUMNS, WINDOW_SIZES, window_bucket
 from schemas.reading import POLLUTANT_FIELDS, known_zone, parse_event_id
@@ -79,12 +80,7 @@ def station_zones(
 @lru_cache(maxsize=8192)  # a batch asks for the same few station-days for each of its readings
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """The instant (naive UTC) ``day`` begins in ``zone``: its first instant, also where midnight is skipped."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
-
-
-def local_day(ts: datetime, zone: ZoneInfo) -> date:
-    """The calendar day in ``zone`` of the naive UTC instant ``ts``."""
-    return ts.replace(tzinfo=UTC).astimezone(zone).date()
+    return local_instant(day, 0, zone)
 
 
 def window_start(ts: datetime, size: str, zone: ZoneInfo = UTC_ZONE) -> datetime:

@@ -18,10 +18,11 @@ missing hours is not done: a period short of six values is invalid. Pure functio
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from jobs.transforms.local_time import local_instant
 from schemas.units import ugm3_to_ppm
 
 PERIOD_HOURS = 8
@@ -38,8 +39,7 @@ def period_starts(day: date, zone: ZoneInfo) -> tuple[datetime, ...]:
     start from 07:00 to 23:00."""
     starts = []
     for hour in range(FIRST_START_HOUR, LAST_START_HOUR + 1):
-        instant = datetime.combine(day, time(hour), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
-        starts.append(instant.replace(minute=0, second=0, microsecond=0))
+        starts.append(local_instant(day, hour, zone).replace(minute=0, second=0, microsecond=0))
     return tuple(starts)
 
 

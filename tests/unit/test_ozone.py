@@ -13,6 +13,7 @@ from jobs.transforms import ozone
 from jobs.transforms.aqi import us_aqi
 from schemas.units import ugm3_to_ppm
 from tests.support.cdc_events import beijing_readings, pandas_aggregates
+from tests.support.pipeline import parse_ts
 
 pytestmark = pytest.mark.unit
 
@@ -59,9 +60,7 @@ def test_a_daily_row_carries_the_mda8_and_its_us_aqi_uses_it_for_ozone(data_dir)
     """Four real Beijing days: each 1 d row's o3_8h_max equals pandas' (tests/support/cdc_events), and where O3
     dominates the day, the US AQI is the 8-hour table's index of that maximum, not of the day's mean."""
     readings = beijing_readings(data_dir, "Dongsi", 24 * 4 + 8, start=24 * 90)  # early June 2013
-    stored = [
-        {**r, "ts": datetime.fromisoformat(r["ts"].replace("Z", "+00:00")).replace(tzinfo=None)} for r in readings
-    ]
+    stored = [{**r, "ts": parse_ts(r["ts"])} for r in readings]
     zones = A.station_zones({"dongsi"}, stored, {})
     windows = A.touched_windows(((r["station_id"], r["ts"]) for r in stored), zones)
     rows = {
