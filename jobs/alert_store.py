@@ -18,8 +18,9 @@ from typing import Any
 from jobs.cdc_store import CdcStore
 from jobs.config import PipelineConfig
 from jobs.kafka_auth import kafka_python_settings
+from jobs.retries import with_retries
 from jobs.runner import StepTimes
-from jobs.sinks import KafkaRecordSender, with_retries
+from jobs.sinks import KafkaRecordSender
 from jobs.transforms import alerts as AL
 
 

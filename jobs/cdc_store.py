@@ -31,7 +31,8 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from jobs import cassandra_client
 from jobs.config import CassandraConfig, PipelineConfig
-from jobs.sinks import CASSANDRA_ATTEMPTS, with_retries
+from jobs.retries import with_retries
+from jobs.sinks import CASSANDRA_ATTEMPTS
 from jobs.transforms import aggregates as A
 from jobs.transforms import alerts as AL
 from jobs.transforms.stations import STATION_FIELDS

@@ -84,6 +84,7 @@ from jobs.alert_store import alerts_sender, apply_alert_changes, status_counts
 from jobs.cdc_store import CdcStore
 from jobs.checkpoint import batch_end_offsets, batch_watermark, committed_end_offsets, query_id
 from jobs.config import PipelineConfig
+from jobs.retries import with_retries
 from jobs.runner import (
     BACKGROUND_POOL,
     StepTimes,
@@ -99,7 +100,6 @@ from jobs.sinks import (
     KafkaRecordSender,
     append_to_delta,
     delete_from_cassandra,
-    with_retries,
     write_cassandra,
 )
 from jobs.station_store import update_registry

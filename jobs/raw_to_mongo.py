@@ -36,6 +36,7 @@ from jobs.checkpoint import QueryId
 from jobs.config import PipelineConfig
 from jobs.kafka_auth import spark_kafka_options
 from jobs.mongo_auth import mongo_uri, tls_file
+from jobs.retries import with_retries
 from jobs.runner import (
     BACKGROUND_POOL,
     StepTimes,
@@ -45,7 +46,7 @@ from jobs.runner import (
     run_job,
     start_foreach_batch,
 )
-from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo, with_retries
+from jobs.sinks import DeltaTxn, append_to_delta, produce_to_kafka, upsert_mongo
 from jobs.transforms import raw_readings as T
 from schemas.reading import READING_FIELDS, reading_spark_schema
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import random
-import time
 from pathlib import Path
 
 from py4j.protocol import Py4JJavaError
@@ -13,6 +10,7 @@ from pyspark.sql import SparkSession
 from jobs.config import REPO_ROOT, CassandraRole, PipelineConfig
 from jobs.mongo_auth import jvm_trust_options
 from jobs.paths import ensure_local_dir, path_uri
+from jobs.retries import with_retries
 
 SPARK_DEFAULTS = REPO_ROOT / "conf" / "spark-defaults.conf"
 SPARK_JARS_DIR = REPO_ROOT / "jars" / "lib" / "spark"
@@ -21,8 +19,6 @@ FAIR_SCHEDULER_POOLS = REPO_ROOT / "conf" / "fairscheduler.xml"
 # directory; single file: a file)
 EVENT_LOG_TAKEN = ("Target log directory already exists", "Target log file already exists")
 CONTEXT_ATTEMPTS = 3
-
-log = logging.getLogger(__name__)
 
 
 class MissingJars(RuntimeError):
@@ -129,15 +125,13 @@ def get_or_create(builder: SparkSession.Builder, attempts: int = CONTEXT_ATTEMPT
     A local application is named ``local-<epoch ms>`` (LocalSchedulerBackend), so two jobs started
     together on one machine can draw the same millisecond; the second then finds the first's event log
     and its context fails to start. A context made a moment later draws a new name."""
-    for attempt in range(1, attempts):
-        try:
-            return builder.getOrCreate()
-        except Py4JJavaError as error:
-            if not any(taken in str(error) for taken in EVENT_LOG_TAKEN):
-                raise
-            log.warning("Spark's event log name was taken by another application; a new context (%d)", attempt)
-            time.sleep(random.uniform(0.05, 0.5))
-    return builder.getOrCreate()
+    return with_retries(
+        "spark context", builder.getOrCreate, attempts=attempts, first_delay_s=0.1, retry_if=event_log_taken
+    )
+
+
+def event_log_taken(error: Exception) -> bool:
+    return isinstance(error, Py4JJavaError) and any(taken in str(error) for taken in EVENT_LOG_TAKEN)
 
 
 def tool_session(config: PipelineConfig, app_name: str) -> SparkSession:

@@ -1,53 +1,25 @@
 """The edges where the jobs write: MongoDB, Delta, Kafka, Cassandra. Each write is idempotent by key.
 
-A failed write is retried a few times (the stores are idempotent, so a retry cannot double a
-row), then the exception propagates: inside ``foreachBatch`` that fails the streaming query
-loudly, and a restart resumes from the last committed batch of the checkpoint.
+The jobs retry a failed write a few times (jobs/retries.py: the stores are idempotent, so a retry
+cannot double a row), then the exception propagates: inside ``foreachBatch`` that fails the streaming
+query loudly, and a restart resumes from the last committed batch of the checkpoint.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.config import CassandraConfig, MongoConfig
-
-log = logging.getLogger("aqstream.sinks")
-T = TypeVar("T")
-
 
 # attempts of each Cassandra step of the CDC job (the store's statements, its session, the readings
 # writes): a write fails within a second or two while Cassandra is down (connection refused). 7 attempts wait
 # 2 + 4 + ... + 64 = 126 s: a node restart is ridden through (the fault suite stops Cassandra for 30 s,
 # and it takes about as long again to start), a longer outage fails the batch loudly, naming the step
 CASSANDRA_ATTEMPTS = 7
-
-
-def with_retries(what: str, action: Callable[[], T], attempts: int = 4, first_delay_s: float = 2.0) -> T:
-    """Run ``action``; on failure wait 2, 4, 8 s and try again; after ``attempts`` re-raise."""
-    delay = first_delay_s
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except Exception as exc:  # the connectors raise Py4J-wrapped JVM exceptions of many types
-            if attempt == attempts:
-                log.error("%s failed %d times, giving up: %s", what, attempts, _first_line(exc))
-                raise
-            log.warning(
-                "%s failed (attempt %d/%d), retrying in %.0fs: %s", what, attempt, attempts, delay, _first_line(exc)
-            )
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def upsert_mongo(documents: DataFrame, mongo: MongoConfig, uri: str) -> None:
